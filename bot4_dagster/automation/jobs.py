@@ -1,0 +1,24 @@
+"""Jobs that the CLI, schedules and sensors launch."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from .partitions import BAR_PARTITIONS, TICK_PARTITIONS
+
+ingest_bars_job = dg.define_asset_job(
+    "ingest_bars", selection=dg.AssetSelection.assets(["market", "bars"]),
+    partitions_def=BAR_PARTITIONS, description="Ingest and validate bars for a symbol and month(s).",
+)
+ingest_ticks_job = dg.define_asset_job(
+    "ingest_ticks",
+    selection=dg.AssetSelection.assets(["market", "trades"], ["market", "quotes"]),
+    partitions_def=TICK_PARTITIONS,
+    description="Ingest and validate trades and quotes for a symbol and day(s).",
+)
+perf_manifest_job = dg.define_asset_job(
+    "perf_manifest_job", selection=dg.AssetSelection.assets(["perf", "manifest"]),
+    description="Refresh the performance manifest (hardware, versions, latest benchmarks).",
+)
+
+JOBS = [ingest_bars_job, ingest_ticks_job, perf_manifest_job]

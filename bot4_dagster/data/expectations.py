@@ -1,0 +1,128 @@
+"""Great Expectations 1.x suites for the normalised market tables.
+
+GX is the second, independent opinion beside the pandera models: the same rules written in GX's
+vocabulary, so a reviewer who trusts GX can read the suite. Each expectation carries its rule name
+in ``meta``. ``great_expectations`` takes ~3 s to import, so it is imported on first use only.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from functools import cache, lru_cache
+from typing import Any
+
+import pandas as pd
+
+from .tables import TABLES
+
+FLOAT_MAX = sys.float_info.max  # "between 0 and FLOAT_MAX" excludes NaN and inf
+_lock = threading.Lock()
+
+
+def _expectations(table: str, now: pd.Timestamp) -> list[tuple[str, str, dict[str, Any]]]:
+    """(rule, GX expectation class, kwargs) for one table."""
+    price = dict(min_value=0, strict_min=True, max_value=FLOAT_MAX)
+    non_negative = dict(min_value=0, max_value=FLOAT_MAX)
+    common = [
+        ("required_columns", "ExpectTableColumnsToMatchOrderedList",
+         dict(column_list=TABLES[table].names)),
+        ("not_null", "ExpectColumnValuesToNotBeNull", dict(column="symbol")),
+        ("not_null", "ExpectColumnValuesToNotBeNull", dict(column="ts")),
+        ("ts_not_in_future", "ExpectColumnValuesToBeBetween",
+         dict(column="ts", max_value=now.to_pydatetime())),
+    ]
+    pair = "ExpectColumnPairValuesAToBeGreaterThanB"
+    if table == "bars":
+        return common + [
+            *[("price_finite_positive", "ExpectColumnValuesToBeBetween", dict(column=c, **price))
+              for c in ("open", "high", "low", "close")],
+            ("volume_non_negative", "ExpectColumnValuesToBeBetween",
+             dict(column="volume", **non_negative)),
+            ("high_ge_low", pair, dict(column_A="high", column_B="low", or_equal=True)),
+            *[("open_close_in_range", pair, dict(column_A=a, column_B=b, or_equal=True))
+              for a, b in (("high", "open"), ("high", "close"), ("open", "low"), ("close", "low"))],
+            ("buy_volume_le_volume", pair,
+             dict(column_A="volume", column_B="buy_volume", or_equal=True,
+                  ignore_row_if="either_value_is_missing")),
+            ("ts_strictly_increasing", "ExpectColumnValuesToBeIncreasing",
+             dict(column="ts", strictly=True)),
+        ]
+    if table == "trades":
+        return common + [
+            ("price_finite_positive", "ExpectColumnValuesToBeBetween", dict(column="price", **price)),
+            ("amount_finite_positive", "ExpectColumnValuesToBeBetween",
+             dict(column="amount", **price)),
+            ("side_in_set", "ExpectColumnValuesToBeInSet", dict(column="side", value_set=[-1, 1])),
+            ("trade_id_strictly_increasing", "ExpectColumnValuesToBeIncreasing",
+             dict(column="trade_id", strictly=True)),
+            ("ts_non_decreasing", "ExpectColumnValuesToBeIncreasing", dict(column="ts")),
+        ]
+    if table == "quotes":
+        return common + [
+            *[("price_finite_positive", "ExpectColumnValuesToBeBetween", dict(column=c, **price))
+              for c in ("bid", "ask")],
+            *[("size_non_negative", "ExpectColumnValuesToBeBetween", dict(column=c, **non_negative))
+              for c in ("bid_size", "ask_size")],
+            ("bid_le_ask", pair, dict(column_A="ask", column_B="bid", or_equal=True)),
+            ("ts_non_decreasing", "ExpectColumnValuesToBeIncreasing", dict(column="ts")),
+        ]
+    raise KeyError(f"no expectation suite for table {table!r}")
+
+
+@lru_cache(maxsize=1)
+def _context():
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    return context
+
+
+@cache
+def _batch_definition(table: str):
+    return (
+        _context().data_sources.add_pandas(f"bot4_{table}")
+        .add_dataframe_asset(table)
+        .add_batch_definition_whole_dataframe("whole")
+    )
+
+
+def build_suite(table: str, now: pd.Timestamp | None = None):
+    """The GX ExpectationSuite for ``table`` (``now`` bounds the not-in-future rule)."""
+    import great_expectations.expectations as gxe
+    from great_expectations.core import ExpectationSuite
+
+    now = now or pd.Timestamp.now(tz="UTC")
+    suite = ExpectationSuite(name=f"market_{table}")
+    for rule, kind, kwargs in _expectations(table, now):
+        suite.add_expectation(getattr(gxe, kind)(**kwargs, meta={"rule": rule}))
+    return suite
+
+
+def run_suite(table: str, frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Validate ``frame`` (normalised columns, RangeIndex) and return one dict per expectation:
+    rule, expectation, column(s), success, unexpected_count, sample row positions."""
+    with _lock:  # GX contexts are not thread-safe
+        result = _batch_definition(table).get_batch(batch_parameters={"dataframe": frame}).validate(
+            build_suite(table), result_format={"result_format": "SUMMARY"}
+        )
+    rows = []
+    for r in result.results:
+        config = r.expectation_config
+        kwargs = {k: v for k, v in config.kwargs.items() if k in ("column", "column_A", "column_B")}
+        rows.append({
+            "rule": (config.meta or {}).get("rule", config.type),
+            "expectation": config.type,
+            "columns": ", ".join(str(v) for v in kwargs.values()),
+            "success": bool(r.success),
+            "unexpected_count": int(r.result.get("unexpected_count") or 0),
+            "positions": list(r.result.get("partial_unexpected_index_list") or []),
+            "observed": r.result.get("observed_value"),
+            "exception": (r.exception_info or {}).get("exception_message")
+            if not r.success else None,
+        })
+    return rows

@@ -1,0 +1,111 @@
+"""The normalised market tables: one definition that the readers, the validators and the warehouse
+DDL all use, so a column cannot mean different things in different places.
+
+``ts`` is UTC. For bars it is the bar's open time; for trades and quotes the exchange event time.
+Provenance columns (``PROVENANCE``) travel with a frame from the reader through validation, so an
+error can name the file and row; they are dropped before anything is stored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+SOURCE_FILE = "_source_file"
+SOURCE_ROW = "_source_row"
+PROVENANCE = (SOURCE_FILE, SOURCE_ROW)
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    dtype: str  # pandas dtype
+    sql: str  # DuckDB type
+    required: bool = True  # False: may be absent from a source (stored as NULL)
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str  # warehouse table, "schema.table"
+    columns: tuple[Column, ...]
+    order_rule: str  # how rows must be ordered per symbol (README, "Validation")
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    @property
+    def required(self) -> list[str]:
+        return [c.name for c in self.columns if c.required]
+
+    def ddl(self) -> str:
+        cols = ", ".join(
+            f"{c.name} {c.sql}" + (" NOT NULL" if c.required else "") for c in self.columns
+        )
+        return f"CREATE TABLE IF NOT EXISTS {self.name} ({cols})"
+
+    def empty(self) -> pd.DataFrame:
+        return conform(self, pd.DataFrame({c: [] for c in self.names}))
+
+
+TS = Column("ts", "datetime64[us, UTC]", "TIMESTAMPTZ")
+SYMBOL = Column("symbol", "string", "VARCHAR")
+
+BARS = Table(
+    "market.bars",
+    (
+        SYMBOL,
+        TS,
+        Column("open", "float64", "DOUBLE"),
+        Column("high", "float64", "DOUBLE"),
+        Column("low", "float64", "DOUBLE"),
+        Column("close", "float64", "DOUBLE"),
+        Column("volume", "float64", "DOUBLE"),
+        Column("buy_volume", "float64", "DOUBLE", required=False),
+        Column("trade_count", "Int64", "BIGINT", required=False),
+    ),
+    order_rule="ts strictly increasing",
+)
+TRADES = Table(
+    "market.trades",
+    (
+        SYMBOL,
+        TS,
+        Column("price", "float64", "DOUBLE"),
+        Column("amount", "float64", "DOUBLE"),
+        Column("side", "int8", "TINYINT"),
+        Column("trade_id", "int64", "BIGINT"),
+    ),
+    order_rule="trade_id strictly increasing, ts non-decreasing",
+)
+QUOTES = Table(
+    "market.quotes",
+    (
+        SYMBOL,
+        TS,
+        Column("bid", "float64", "DOUBLE"),
+        Column("ask", "float64", "DOUBLE"),
+        Column("bid_size", "float64", "DOUBLE"),
+        Column("ask_size", "float64", "DOUBLE"),
+    ),
+    order_rule="ts non-decreasing",
+)
+
+TABLES: dict[str, Table] = {"bars": BARS, "trades": TRADES, "quotes": QUOTES}
+
+
+def conform(table: Table, frame: pd.DataFrame) -> pd.DataFrame:
+    """Columns of ``table`` in order and dtype (optional ones added as null), provenance kept."""
+    out = pd.DataFrame(index=frame.index)
+    for col in table.columns:
+        if col.name in frame:
+            out[col.name] = frame[col.name].astype(col.dtype)
+        elif col.required:
+            raise KeyError(f"{table.name} needs column '{col.name}'")
+        else:
+            out[col.name] = pd.Series(None, index=frame.index, dtype=col.dtype)
+    for name in PROVENANCE:
+        if name in frame:
+            out[name] = frame[name]
+    return out
