@@ -80,8 +80,12 @@ def main(argv: list[str] | None = None) -> int:
     from .definitions import build_definitions
 
     print(f"bot4 run: state in {state_dir()}")
-    with dg.DagsterInstance.get() as instance:
-        outcomes = materialize_all(build_definitions(), instance)
+    try:
+        with dg.DagsterInstance.get() as instance:
+            outcomes = materialize_all(build_definitions(), instance)
+    except (FileNotFoundError, ValueError, ConnectionError) as exc:  # configuration, not a bug
+        print(f"bot4 run: {exc}", file=sys.stderr)
+        return 2
     print("\n" + _summary(outcomes))
     return 0 if all(o.success for o in outcomes) else 1
 

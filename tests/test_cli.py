@@ -1,0 +1,50 @@
+"""``bot4 run`` (what ``make run`` calls) on the bundled data, offline, twice: same tables, runs
+recorded in the Dagster instance under BOT4_HOME so ``make ui`` shows them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+
+from bot4_dagster.data.warehouse import Warehouse
+
+
+def bot4(home: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "BOT4_HOME": str(home)}
+    env.pop("DAGSTER_HOME", None)
+    return subprocess.run([sys.executable, "-m", "bot4_dagster.cli", *args], env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_bot4_run_materializes_the_bundled_data_and_is_idempotent(tmp_path):
+    home = tmp_path / "state"
+    first = bot4(home, "run")
+    assert first.returncode == 0, first.stdout + first.stderr
+    for expected in ("runs: 3/3 succeeded", "assets materialized: market/bars, perf/manifest",
+                     "checks: 4 passed, 0 failed", "market.bars", "10,062",
+                     str(home / "warehouse.duckdb"), "make ui", "http://127.0.0.1:3000"):
+        assert expected in first.stdout, expected
+    assert "leaked" not in first.stderr
+
+    counts = Warehouse(home / "warehouse.duckdb").row_counts()
+    second = bot4(home, "run")
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert Warehouse(home / "warehouse.duckdb").row_counts() == counts == {
+        "market.bars": 10_062, "perf.manifest": 0}
+
+    dagster_home = home / "dagster_home"
+    assert "enabled: false" in (dagster_home / "dagster.yaml").read_text()
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        runs = instance.get_runs()
+        assert len(runs) == 6 and all(r.is_success for r in runs)
+        assert {r.job_name for r in runs} == {"ingest_bars", "perf_manifest_job"}
+
+
+def test_bot4_run_reports_a_bad_source_and_exits_non_zero(tmp_path):
+    result = bot4(tmp_path / "state", "run", "--source", "files", "--path", str(tmp_path / "none"))
+    assert result.returncode != 0
+    assert "no data files at" in (result.stdout + result.stderr)
