@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import dagster as dg
 from conftest import FTX, TRADES
@@ -40,7 +40,7 @@ def test_daily_schedules_request_only_the_newest_partitions(tmp_path):
     with dg.instance_for_test() as instance:
         context = dg.build_schedule_context(
             instance=instance, resources={"market_data": source},
-            scheduled_execution_time=datetime(2022, 1, 21, 0, 30, tzinfo=timezone.utc))
+            scheduled_execution_time=datetime(2022, 1, 21, 0, 30, tzinfo=UTC))
         bars = list(daily_bars_schedule(context))
         assert [r.partition_key for r in bars] == ["2022-01-01|BTC-PERP"]
         job = defs.resolve_job_def("ingest_bars")
@@ -48,7 +48,7 @@ def test_daily_schedules_request_only_the_newest_partitions(tmp_path):
 
         late = dg.build_schedule_context(
             instance=instance, resources={"market_data": source},
-            scheduled_execution_time=datetime(2020, 2, 23, 0, 45, tzinfo=timezone.utc))
+            scheduled_execution_time=datetime(2020, 2, 23, 0, 45, tzinfo=UTC))
         ticks = daily_ticks_schedule(late)
         assert [r.partition_key for r in ticks] == ["2020-02-22|BTCUSDT"]
 
@@ -58,5 +58,5 @@ def test_schedules_skip_a_finished_history():
     with dg.instance_for_test() as instance:
         context = dg.build_schedule_context(
             instance=instance, resources={"market_data": bundled},
-            scheduled_execution_time=datetime(2026, 11, 24, 0, 30, tzinfo=timezone.utc))
+            scheduled_execution_time=datetime(2026, 11, 24, 0, 30, tzinfo=UTC))
         assert isinstance(daily_bars_schedule(context), dg.SkipReason)

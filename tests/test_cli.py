@@ -16,7 +16,7 @@ from bot4_dagster.data.warehouse import Warehouse
 def bot4(home: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "BOT4_HOME": str(home)}
     env.pop("DAGSTER_HOME", None)
-    return subprocess.run([sys.executable, "-m", "bot4_dagster.cli", *args], env=env,
+    return subprocess.run([sys.executable, "-m", "bot4_dagster.cli", *args], env=env, check=False,
                           capture_output=True, text=True, timeout=600)
 
 

@@ -17,8 +17,8 @@ from conftest import FTX, QUOTES, TRADES
 from bot4_dagster.automation.partitions import BAR_PARTITIONS, SYMBOLS, range_tags
 from bot4_dagster.data.warehouse import Slice, Warehouse
 from bot4_dagster.definitions import build_definitions
-from bot4_dagster.settings import DAGSTER_YAML
 from bot4_dagster.resources import MarketDataResource
+from bot4_dagster.settings import DAGSTER_YAML
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 UTC = "UTC"
@@ -62,7 +62,10 @@ def bars_in(warehouse: Path) -> pd.DataFrame:
 
 
 def test_definitions_load():
-    dg.Definitions.validate_loadable(build_definitions())
+    # inside a live instance: Dagster keeps a process-global state-storage handle that points at
+    # the last instance created, which other tests have already closed
+    with dg.instance_for_test():
+        dg.Definitions.validate_loadable(build_definitions())
 
 
 def test_ftx_bars_ingest_equals_the_raw_file(folder, tmp_path, instance):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 import pytest
+from dagster_duckdb import DuckDBResource
 
 from bot4_dagster.assets.perf import perf_manifest
 from bot4_dagster.data.warehouse import Slice, Warehouse
@@ -11,7 +12,6 @@ from bot4_dagster.perf import Report, Timing
 from bot4_dagster.perf.harness import Benchmark
 from bot4_dagster.perf.manifest import build_manifest
 from bot4_dagster.resources import WarehouseIOManager
-from dagster_duckdb import DuckDBResource
 
 
 def _report(path) -> None:
@@ -33,8 +33,10 @@ def test_manifest_without_a_report_says_how_to_make_one(tmp_path):
 def test_asset_stores_the_latest_report(bot4_home, tmp_path):
     _report(bot4_home / "bench" / "latest.json")
     warehouse = tmp_path / "w.duckdb"
-    result = dg.materialize(
-        [perf_manifest], resources={"io_manager": WarehouseIOManager(duckdb=DuckDBResource(database=str(warehouse)))})
+    io_manager = WarehouseIOManager(duckdb=DuckDBResource(database=str(warehouse)))
+    with dg.instance_for_test() as instance:
+        result = dg.materialize([perf_manifest], instance=instance,
+                                resources={"io_manager": io_manager})
     assert result.success
     rows = Warehouse(warehouse).read(Slice("perf.manifest", {}), order_by=None)
     assert rows["benchmark"].tolist() == ["pct_returns"]

@@ -78,8 +78,7 @@ def test_the_lock_wait_has_a_clear_timeout(tmp_path):
     holder = subprocess.Popen([sys.executable, "-c", HOLD, str(path), "5"], stdout=subprocess.PIPE,
                               text=True)
     assert holder.stdout.readline().strip() == "holding"
-    with pytest.raises(TimeoutError, match="warehouse lock"):
-        with Warehouse(path, timeout_s=0.2).connection():
-            pass
+    with pytest.raises(TimeoutError, match="warehouse lock"), Warehouse(path, timeout_s=0.2).connection():
+        pass
     holder.kill()
     holder.wait()

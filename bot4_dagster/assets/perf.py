@@ -16,7 +16,7 @@ from ..settings import state_dir
 def perf_manifest(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     manifest = build_manifest(state_dir() / "bench" / "latest.json")
     if manifest.benchmarks.empty:
-        context.log.warning("no benchmark report yet: run `make bench`, then re-materialize")
+        context.log.info("no benchmark report yet: run `make bench`, then re-materialize")
     return dg.MaterializeResult(value=manifest.benchmarks, metadata={
         "hardware": dg.MetadataValue.md(manifest.hardware_markdown()),
         "versions": dg.MetadataValue.json(manifest.versions),

@@ -25,6 +25,14 @@ def _expectations(table: str, now: pd.Timestamp) -> list[tuple[str, str, dict[st
     """(rule, GX expectation class, kwargs) for one table."""
     price = dict(min_value=0, strict_min=True, max_value=FLOAT_MAX)
     non_negative = dict(min_value=0, max_value=FLOAT_MAX)
+
+    def bounded(rule: str, columns: tuple[str, ...], bounds: dict[str, Any]) -> list:
+        # GX's "between" skips missing values, pandera's checks (ignore_na=False) do not:
+        # a NaN must break the same rule in both
+        return [(rule, kind, dict(column=c, **kw)) for c in columns
+                for kind, kw in (("ExpectColumnValuesToBeBetween", bounds),
+                                 ("ExpectColumnValuesToNotBeNull", {}))]
+
     common = [
         ("required_columns", "ExpectTableColumnsToMatchOrderedList",
          dict(column_list=TABLES[table].names)),
@@ -34,26 +42,27 @@ def _expectations(table: str, now: pd.Timestamp) -> list[tuple[str, str, dict[st
          dict(column="ts", max_value=now.to_pydatetime())),
     ]
     pair = "ExpectColumnPairValuesAToBeGreaterThanB"
+
+    def ordered(rule: str, a: str, b: str) -> tuple:
+        # a missing value is price_finite_positive's to report, as in pandera
+        return (rule, pair, dict(column_A=a, column_B=b, or_equal=True,
+                                 ignore_row_if="either_value_is_missing"))
+
     if table == "bars":
         return common + [
-            *[("price_finite_positive", "ExpectColumnValuesToBeBetween", dict(column=c, **price))
-              for c in ("open", "high", "low", "close")],
-            ("volume_non_negative", "ExpectColumnValuesToBeBetween",
-             dict(column="volume", **non_negative)),
-            ("high_ge_low", pair, dict(column_A="high", column_B="low", or_equal=True)),
-            *[("open_close_in_range", pair, dict(column_A=a, column_B=b, or_equal=True))
+            *bounded("price_finite_positive", ("open", "high", "low", "close"), price),
+            *bounded("volume_non_negative", ("volume",), non_negative),
+            ordered("high_ge_low", "high", "low"),
+            *[ordered("open_close_in_range", a, b)
               for a, b in (("high", "open"), ("high", "close"), ("open", "low"), ("close", "low"))],
-            ("buy_volume_le_volume", pair,
-             dict(column_A="volume", column_B="buy_volume", or_equal=True,
-                  ignore_row_if="either_value_is_missing")),
+            ordered("buy_volume_le_volume", "volume", "buy_volume"),
             ("ts_strictly_increasing", "ExpectColumnValuesToBeIncreasing",
              dict(column="ts", strictly=True)),
         ]
     if table == "trades":
         return common + [
-            ("price_finite_positive", "ExpectColumnValuesToBeBetween", dict(column="price", **price)),
-            ("amount_finite_positive", "ExpectColumnValuesToBeBetween",
-             dict(column="amount", **price)),
+            *bounded("price_finite_positive", ("price",), price),
+            *bounded("amount_finite_positive", ("amount",), price),
             ("side_in_set", "ExpectColumnValuesToBeInSet", dict(column="side", value_set=[-1, 1])),
             ("trade_id_strictly_increasing", "ExpectColumnValuesToBeIncreasing",
              dict(column="trade_id", strictly=True)),
@@ -61,11 +70,9 @@ def _expectations(table: str, now: pd.Timestamp) -> list[tuple[str, str, dict[st
         ]
     if table == "quotes":
         return common + [
-            *[("price_finite_positive", "ExpectColumnValuesToBeBetween", dict(column=c, **price))
-              for c in ("bid", "ask")],
-            *[("size_non_negative", "ExpectColumnValuesToBeBetween", dict(column=c, **non_negative))
-              for c in ("bid_size", "ask_size")],
-            ("bid_le_ask", pair, dict(column_A="ask", column_B="bid", or_equal=True)),
+            *bounded("price_finite_positive", ("bid", "ask"), price),
+            *bounded("size_non_negative", ("bid_size", "ask_size"), non_negative),
+            ordered("bid_le_ask", "ask", "bid"),
             ("ts_non_decreasing", "ExpectColumnValuesToBeIncreasing", dict(column="ts")),
         ]
     raise KeyError(f"no expectation suite for table {table!r}")

@@ -67,7 +67,7 @@ class Parsed:
     table: str  # "bars" | "trades" | "quotes"
     frame: pd.DataFrame  # normalised columns + provenance, in file order
     volume_unit: str  # "base" | "quote"
-    ts_unit: str  # "s" | "ms" | "us" | "ns" | "iso"
+    ts_unit: str  # epoch "s" | "ms" | "us" | "ns", "iso", or the strftime format of text dates
 
     @property
     def symbols(self) -> list[str]:

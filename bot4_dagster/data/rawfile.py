@@ -57,7 +57,9 @@ def _gunzip(path: Path, data: bytes) -> bytes:
     out = io.BytesIO()
     try:
         with gzip.GzipFile(fileobj=io.BytesIO(data)) as stream:
-            while chunk := stream.read(1 << 20):
+            # read1, not read: read() drops the chunk it was filling when the stream breaks,
+            # which would put the reported damage up to 1 MiB too early
+            while chunk := stream.read1(1 << 20):
                 out.write(chunk)
     except (EOFError, OSError, zlib.error) as exc:
         complete = out.getvalue().count(b"\n")
@@ -92,9 +94,12 @@ def _unzip(path: Path) -> tuple[bytes, str]:
 
 
 def _looks_like_header(first_line: bytes) -> bool:
-    """A header has at least one cell that is not a number."""
+    """A header has at least one cell that is neither a number nor a boolean (headerless
+    aggTrades rows end in ``true``/``false``)."""
     cells = next(csv.reader([first_line.decode("utf-8", "replace")]), [])
     for cell in cells:
+        if cell.strip().lower() in ("true", "false"):
+            continue
         try:
             float(cell)
         except ValueError:

@@ -86,8 +86,12 @@ class TradesModel(_Market):
 
     price: Series[float] = pa.Field(nullable=True)
     amount: Series[float] = pa.Field(nullable=True)
-    side: Series[np.int8] = pa.Field(isin=[-1, 1])
+    side: Series[np.int8]
     trade_id: Series[np.int64]
+
+    @pa.check("side", name="side_in_set")
+    def side_in_set(cls, s: pd.Series) -> pd.Series:
+        return s.isin([-1, 1])
 
     @pa.check("price", name="price_finite_positive", ignore_na=False)
     def price_finite_positive(cls, s: pd.Series) -> pd.Series:
@@ -139,6 +143,5 @@ PANDERA_RULES = {
     "column_in_schema": "required_columns",
     "column_ordered": "required_columns",
     "not_nullable": "not_null",
-    "isin": "side_in_set",
     "greater_than_or_equal_to(0)": "trade_count_non_negative",
 }
