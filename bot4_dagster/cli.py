@@ -4,6 +4,7 @@ where to look next; ``bot4 status`` summarises the warehouse; ``bot4 home`` prin
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 
@@ -75,6 +76,13 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["BOT4_TRADES"] = "1"
 
     import dagster as dg
+
+    progress = logging.getLogger("bot4_dagster.progress")  # downloads, from inside the runs
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("      %(message)s"))
+    progress.addHandler(handler)
+    progress.setLevel(logging.INFO)
+    progress.propagate = False
 
     from .automation.runner import materialize_all
     from .definitions import build_definitions

@@ -6,6 +6,7 @@ called: the warehouse keeps its previous content and nothing downstream runs. Bo
 still recorded, with the failing file, row and rule, so the UI shows why.
 """
 
+import logging
 import warnings
 from collections.abc import Iterator
 
@@ -20,6 +21,9 @@ from .metadata import frame_summary, outcome_metadata
 
 # single-run backfills (one run per symbol over many partitions) are a beta parameter in 1.13
 warnings.filterwarnings("ignore", category=dg.BetaWarning, message=".*backfill_policy.*")
+
+# progress also goes to a plain Python logger, which `bot4 run` prints (Dagster's console is quiet)
+progress_log = logging.getLogger("bot4_dagster.progress")
 
 CHECKS = {
     "pandera": ("pandera_schema", "pandera DataFrameModel of the table (schemas.py)"),
@@ -70,9 +74,13 @@ def ingest_asset(table: str) -> dg.AssetsDefinition:
     def _ingest(context: dg.AssetExecutionContext, market_data: MarketDataResource) -> Iterator:
         symbol, start, end = partition_window(context, table)
         context.log.info(f"{table} {symbol} [{start:%Y-%m-%d}, {end:%Y-%m-%d}) from {market_data.source}")
+
+        def progress(event) -> None:
+            context.log.info(str(event))
+            progress_log.info(str(event))
+
         try:
-            loaded = market_data.open(progress=lambda e: context.log.info(str(e))).load(
-                table, symbol, start, end)
+            loaded = market_data.open(progress=progress).load(table, symbol, start, end)
             frame, report = prepare(loaded.frame, table)
         except DataError as exc:
             raise dg.Failure(description=str(exc), metadata={

@@ -74,6 +74,8 @@ def materialize_all(defs: dg.Definitions, instance: dg.DagsterInstance,
     if missing := [s for s in symbols if s not in known]:
         instance.add_dynamic_partitions(SYMBOLS.name, missing)
     report(f"source '{market_data.source}': {len(extents)} table(s) for {', '.join(symbols)}")
+    if absent := sorted({"bars", "trades", "quotes"} - {e.table for e in extents}):
+        report(f"  (this source holds no {' or '.join(absent)}: nothing to ingest there)")
     outcomes = []
     for extent in extents:
         report(f"  ingesting market/{extent.table} {extent.symbol} "
