@@ -51,7 +51,7 @@ def _summary(outcomes=None) -> str:
                   f"checks: {passed} passed, {failed} failed"]
     counts = Warehouse(warehouse_path()).row_counts()
     lines.append("rows per table:" if counts else "warehouse: empty")
-    lines += [f"  {table:<24}{rows:>12,}" for table, rows in counts.items()]
+    lines += [f"  {table:<36}{rows:>12,}" for table, rows in counts.items()]
     lines += [
         f"warehouse: {warehouse_path()}",
         "  (python: bot4_dagster.data.warehouse.Warehouse(path).query('select ...'))",

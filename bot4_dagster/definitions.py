@@ -9,6 +9,7 @@ from __future__ import annotations
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
+from .assets.features import microstructure
 from .assets.ingest import INGEST_ASSETS
 from .assets.perf import perf_manifest
 from .automation.jobs import JOBS
@@ -23,7 +24,7 @@ def build_definitions(market_data: MarketDataResource | None = None,
     """The project's definitions; tests pass their own source and warehouse."""
     database = str(warehouse or warehouse_path())
     return dg.Definitions(
-        assets=[*INGEST_ASSETS, perf_manifest],
+        assets=[*INGEST_ASSETS, microstructure, perf_manifest],
         jobs=JOBS,
         schedules=SCHEDULES,
         sensors=SENSORS,

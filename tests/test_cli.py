@@ -24,7 +24,8 @@ def test_bot4_run_materializes_the_bundled_data_and_is_idempotent(tmp_path):
     home = tmp_path / "state"
     first = bot4(home, "run")
     assert first.returncode == 0, first.stdout + first.stderr
-    for expected in ("runs: 3/3 succeeded", "assets materialized: market/bars, perf/manifest",
+    for expected in ("runs: 5/5 succeeded",
+                     "assets materialized: features/microstructure_features, market/bars, perf/manifest",
                      "checks: 4 passed, 0 failed", "market.bars", "10,062",
                      str(home / "warehouse.duckdb"), "make ui", "http://127.0.0.1:3000"):
         assert expected in first.stdout, expected
@@ -34,14 +35,15 @@ def test_bot4_run_materializes_the_bundled_data_and_is_idempotent(tmp_path):
     second = bot4(home, "run")
     assert second.returncode == 0, second.stdout + second.stderr
     assert Warehouse(home / "warehouse.duckdb").row_counts() == counts == {
-        "market.bars": 10_062, "perf.manifest": 0}
+        "features.microstructure_features": 10_062, "market.bars": 10_062, "perf.manifest": 0}
 
     dagster_home = home / "dagster_home"
     assert "enabled: false" in (dagster_home / "dagster.yaml").read_text()
     with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
         runs = instance.get_runs()
-        assert len(runs) == 6 and all(r.is_success for r in runs)
-        assert {r.job_name for r in runs} == {"ingest_bars", "perf_manifest_job"}
+        assert len(runs) == 10 and all(r.is_success for r in runs)
+        assert {r.job_name for r in runs} == {"ingest_bars", "microstructure_features",
+                                              "perf_manifest_job"}
 
 
 def test_bot4_run_reports_a_bad_source_and_exits_non_zero(tmp_path):

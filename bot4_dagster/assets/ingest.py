@@ -7,7 +7,6 @@ still recorded, with the failing file, row and rule, so the UI shows why.
 """
 
 import logging
-import warnings
 from collections.abc import Iterator
 
 import dagster as dg
@@ -18,9 +17,6 @@ from ..data.errors import DataError
 from ..data.validation import ValidationReport, prepare
 from ..resources.market_data import MarketDataResource
 from .metadata import frame_summary, outcome_metadata
-
-# single-run backfills (one run per symbol over many partitions) are a beta parameter in 1.13
-warnings.filterwarnings("ignore", category=dg.BetaWarning, message=".*backfill_policy.*")
 
 # progress also goes to a plain Python logger, which `bot4 run` prints (Dagster's console is quiet)
 progress_log = logging.getLogger("bot4_dagster.progress")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from .partitions import BAR_PARTITIONS, TICK_PARTITIONS
+from .partitions import BAR_PARTITIONS, SYMBOLS, TICK_PARTITIONS
 
 ingest_bars_job = dg.define_asset_job(
     "ingest_bars", selection=dg.AssetSelection.assets(["market", "bars"]),
@@ -16,9 +16,13 @@ ingest_ticks_job = dg.define_asset_job(
     partitions_def=TICK_PARTITIONS,
     description="Ingest and validate trades and quotes for a symbol and day(s).",
 )
+features_job = dg.define_asset_job(
+    "microstructure_features", selection=dg.AssetSelection.assets(["features", "microstructure_features"]),
+    partitions_def=SYMBOLS, description="Recompute the microstructure features of a symbol.",
+)
 perf_manifest_job = dg.define_asset_job(
     "perf_manifest_job", selection=dg.AssetSelection.assets(["perf", "manifest"]),
     description="Refresh the performance manifest (hardware, versions, latest benchmarks).",
 )
 
-JOBS = [ingest_bars_job, ingest_ticks_job, perf_manifest_job]
+JOBS = [ingest_bars_job, ingest_ticks_job, features_job, perf_manifest_job]

@@ -66,7 +66,8 @@ def ingest_extent(defs: dg.Definitions, instance: dg.DagsterInstance, extent: Ex
 
 def materialize_all(defs: dg.Definitions, instance: dg.DagsterInstance,
                     report: Callable[[str], None] = print) -> list[RunOutcome]:
-    """Register the source's symbols, ingest everything it holds, refresh the perf manifest."""
+    """Register the source's symbols, ingest everything it holds, compute each symbol's
+    features, refresh the perf manifest."""
     market_data: MarketDataResource = defs.resources["market_data"]
     extents = market_data.open(progress=lambda e: report(f"    {e}")).extents()
     symbols = sorted({e.symbol for e in extents})
@@ -81,6 +82,11 @@ def materialize_all(defs: dg.Definitions, instance: dg.DagsterInstance,
         report(f"  ingesting market/{extent.table} {extent.symbol} "
                f"({extent.start:%Y-%m-%d} .. {extent.end:%Y-%m-%d}) ...")
         outcomes.append(ingest_extent(defs, instance, extent))
+        report("    " + _line(outcomes[-1]))
+    for symbol in symbols:
+        report(f"  computing features/microstructure_features {symbol} ...")
+        outcomes.append(_execute(defs, instance, "microstructure_features",
+                                 f"features/microstructure_features {symbol}", partition_key=symbol))
         report("    " + _line(outcomes[-1]))
     report("  refreshing perf/manifest ...")
     outcomes.append(_execute(defs, instance, "perf_manifest_job", "perf/manifest"))

@@ -134,7 +134,10 @@ class Warehouse:
             if not _exists(conn, where.table):
                 spec = _spec(where.table)
                 return spec.empty() if spec is not None else pd.DataFrame()
-            order = f" ORDER BY {order_by}" if order_by and _has_column(conn, where.table, order_by) else ""
+            # rowid breaks ties in insertion order: rows sharing a timestamp (trades, quotes)
+            # were written together, in their validated file order
+            order = (f" ORDER BY {order_by}, rowid"
+                     if order_by and _has_column(conn, where.table, order_by) else "")
             frame = conn.execute(f"SELECT * FROM {where.table} WHERE {clause}{order}", params).df()
         spec = _spec(where.table)
         if spec is not None:

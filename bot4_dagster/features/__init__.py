@@ -1,0 +1,1 @@
+"""Feature engineering: the 21 microstructure features, batch and incremental."""
