@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -93,33 +94,39 @@ class Inputs:
         return cfg
 
     def availability(self) -> pd.DataFrame:
-        rows = {name: ("exact", "bar definition (OHLCV)") for name in BAR_EXACT}
-        if self.has_trades:
-            rows.update({name: ("exact", "from trades with aggressor side") for name in FEATURES
-                         if name not in BAR_EXACT})
+        return _availability(self).copy()
+
+
+@lru_cache(maxsize=32)
+def _availability(inputs: Inputs) -> pd.DataFrame:
+    """Per feature: status and reason for these inputs (docs/microstructure.md)."""
+    rows = {name: ("exact", "bar definition (OHLCV)") for name in BAR_EXACT}
+    if inputs.has_trades:
+        rows.update({name: ("exact", "from trades with aggressor side") for name in FEATURES
+                     if name not in BAR_EXACT})
+    else:
+        rows.update({name: ("unavailable", "needs trades (prices and aggressor sides)")
+                     for name in TRADE_ONLY})
+        rows["signed_volume_imbalance"] = (
+            ("exact", "from the bars' taker buy volume") if inputs.has_buy_volume else
+            ("approximate", "bulk volume classification: V(2Φ(Δc/σ) − 1)"))
+        rows["vpin"] = (
+            ("approximate", "bar-level taker buy volume, split pro rata at bucket boundaries")
+            if inputs.has_buy_volume else
+            ("unavailable", "needs trades or taker buy volume; see vpin_bvc"))
+        for name in ("trade_intensity", "mean_trade_size"):
+            rows[name] = (("exact", "from the bars' trade_count") if inputs.has_trade_count else
+                          ("unavailable", "needs trades or a trade_count column"))
+    for name in DV_FEATURES:
+        status, why = rows.get(name, ("exact", ""))
+        if inputs.has_trades:
+            why = "dollar volume Σpv from trades"
+        elif inputs.volume_unit == "quote":
+            why = "dollar volume = quote-currency volume"
         else:
-            rows.update({name: ("unavailable", "needs trades (prices and aggressor sides)")
-                         for name in TRADE_ONLY})
-            rows["signed_volume_imbalance"] = (
-                ("exact", "from the bars' taker buy volume") if self.has_buy_volume else
-                ("approximate", "bulk volume classification: V(2Φ(Δc/σ) − 1)"))
-            rows["vpin"] = (
-                ("approximate", "bar-level taker buy volume, split pro rata at bucket boundaries")
-                if self.has_buy_volume else
-                ("unavailable", "needs trades or taker buy volume; see vpin_bvc"))
-            for name in ("trade_intensity", "mean_trade_size"):
-                rows[name] = (("exact", "from the bars' trade_count") if self.has_trade_count else
-                              ("unavailable", "needs trades or a trade_count column"))
-        for name in DV_FEATURES:
-            status, why = rows.get(name, ("exact", ""))
-            if self.has_trades:
-                why = "dollar volume Σpv from trades"
-            elif self.volume_unit == "quote":
-                why = "dollar volume = quote-currency volume"
-            else:
-                status, why = "approximate", "dollar volume ≈ close × base volume"
-            rows[name] = (status, why)
-        return pd.DataFrame([(n, *rows[n]) for n in FEATURES], columns=["feature", "status", "reason"])
+            status, why = "approximate", "dollar volume ≈ close × base volume"
+        rows[name] = (status, why)
+    return pd.DataFrame([(n, *rows[n]) for n in FEATURES], columns=["feature", "status", "reason"])
 
 
 class _Engine:
@@ -146,11 +153,12 @@ class _Engine:
                 self.vp_meta, self.rows)
 
 
-def infer_interval(ts: pd.Series) -> pd.Timedelta:
-    """The bar interval: the median gap between bar open times."""
-    if len(ts) < 2:
+def infer_interval(ts) -> pd.Timedelta:
+    """The bar interval: the median gap between bar open times (datetimes or int64 ns)."""
+    ns = np.asarray(ts, dtype=np.int64) if not isinstance(ts, pd.Series) else _ns(ts)
+    if len(ns) < 2:
         raise ValueError("cannot infer the bar interval from fewer than 2 bars; pass interval=")
-    return pd.Timedelta(pd.Series(ts).diff().median())
+    return pd.Timedelta(int(np.median(np.diff(ns))), unit="ns")
 
 
 def _bar_times(bars: pd.DataFrame) -> pd.Series:
@@ -220,15 +228,14 @@ def microstructure_features(bars: pd.DataFrame, trades: pd.DataFrame | None = No
     Strictly causal: a bar's values use data up to its close. ``frame.attrs["availability"]``
     says, per feature, whether it is exact, approximate or unavailable for this input, and why.
     """
-    ts = _bar_times(bars)
-    if len(ts) and not ts.is_monotonic_increasing:
-        raise ValueError("bars must be sorted by ts")
-    step = pd.Timedelta(interval) if interval is not None else infer_interval(ts)
+    bar_ns = _ns(_bar_times(bars))
+    if (np.diff(bar_ns) <= 0).any():
+        raise ValueError("bars must be sorted by ts, without repeated times")
+    step = pd.Timedelta(interval) if interval is not None else infer_interval(bar_ns)
     w = Windows.of(step, **windows)
     inputs = _inputs(bars, trades, volume_unit)
     engine = _Engine(inputs, w)
     n = len(bars)
-    bar_ns = _ns(ts)
     if trades is not None:
         (price, amount, side, t_ns), starts, ends = _assign(bar_ns, step.value, trades)
     else:
@@ -236,11 +243,11 @@ def microstructure_features(bars: pd.DataFrame, trades: pd.DataFrame | None = No
         t_ns = np.zeros(0, dtype=np.int64)
         starts = ends = np.zeros(n, dtype=np.int64)
     out = np.empty((n, len(FEATURES)))
-    buy = _column(bars, "buy_volume") if "buy_volume" in bars else np.full(n, np.nan)
-    count = _column(bars, "trade_count") if "trade_count" in bars else np.full(n, np.nan)
-    k.microstructure_batch(*engine.arrays(), _column(bars, "high"), _column(bars, "low"),
-                           _column(bars, "close"), _column(bars, "volume"), buy, count,
-                           price, amount, side, starts, ends, out)
+    values = np.full((n, 6), np.nan)
+    for j, name in enumerate(("high", "low", "close", "volume", "buy_volume", "trade_count")):
+        if j < 4 or name in bars:
+            values[:, j] = _column(bars, name)
+    k.microstructure_run(*engine.arrays(), values, price, amount, side, starts, ends, out)
     frame = pd.DataFrame(out, columns=list(FEATURES), index=bars.index)
     if quotes is not None:
         if trades is None:
@@ -297,7 +304,9 @@ class MicrostructureState:
         self.inputs = Inputs(has_trades, has_buy_volume, has_trade_count, volume_unit)
         self._engine = _Engine(self.inputs, self.windows)
         self._arrays = self._engine.arrays()
-        self._out = np.empty(len(FEATURES))
+        self._bar = np.empty((1, 6))
+        self._span = np.zeros(2, dtype=np.int64)  # [0, number of trades]
+        self._out = np.empty((1, len(FEATURES)))
         self._empty = np.zeros(0)
 
     @property
@@ -312,9 +321,13 @@ class MicrostructureState:
         (a buffer reused by the next call: copy it to keep it)."""
         if price is None:
             price = amount = side = self._empty
-        k.microstructure_step(*self._arrays, high, low, close, volume, buy_volume, trade_count,
-                              price, amount, side, self._out)
-        return self._out
+        row = self._bar[0]
+        row[0], row[1], row[2], row[3], row[4], row[5] = (high, low, close, volume, buy_volume,
+                                                          trade_count)
+        self._span[1] = len(price)
+        k.microstructure_run(*self._arrays, self._bar, price, amount, side, self._span[:1],
+                             self._span[1:], self._out)
+        return self._out[0]
 
     def update(self, bar: Mapping, trades: pd.DataFrame | Mapping | None = None) -> dict[str, float]:
         """One bar (a mapping with high, low, close, volume[, buy_volume, trade_count]) and the

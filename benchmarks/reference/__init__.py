@@ -1,0 +1,1 @@
+"""Independent plain pandas/numpy transcriptions that tests and benchmarks compare against."""
