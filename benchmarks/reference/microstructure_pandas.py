@@ -11,11 +11,11 @@ Readings of points the page leaves open (see also the module's tests):
 - With trades, T1 and T11 divide by the trades' volume V^T (the numerator's volume), not by the
   bar's ``volume`` column, so T1 stays in [-1, 1] whatever unit the bars are in.
 - VPIN: a piece of flow with zero volume is skipped (it carries no flow; a zero-volume bar would
-  otherwise give a 0/0 buy fraction). When a piece exactly fills the room left, the next bucket opens
-  at once, in the same bar, with that bar's V*, as "the rest goes on into a new bucket" says.
+  otherwise give a 0/0 buy fraction). A bucket opens when flow arrives and none is open, so after a
+  piece exactly fills a bucket the next one takes the V* of the bar whose flow comes next.
 - B7: a bar whose sigma is not yet defined (tau < W_sigma) has no buy fraction, so its flow is not
   bucketed, like the flow of a bar with tau < W_v.
-- Quote spreads: m(t) is the last quote at or before t however old it is (no staleness limit), and
+- Quote spreads: m(t) is the last quote strictly before t however old it is (no staleness limit), and
   the quote windows are NaN until the trade window is full, like every other window feature.
 - Bars in 24 h for the default VPIN/BVC windows is ``24h // interval`` (floor), at least 20.
 """
@@ -336,17 +336,20 @@ def vpin(flow, sizes: np.ndarray, n_buckets: int) -> np.ndarray:
             for v, f in zip(vols.tolist(), fracs.tolist(), strict=True):
                 if v == 0 or math.isnan(f):
                     continue
-                if math.isnan(cap):
-                    cap, filled, buy = size, 0.0, 0.0
-                while v >= cap - filled:  # the bucket takes the room and closes
+                while v > 0:
+                    if math.isnan(cap):  # flow arrives with no bucket open: open one
+                        cap, filled, buy = size, 0.0, 0.0
                     room = cap - filled
-                    buy += f * room
-                    imbalances.append(abs(2.0 * buy - cap))
-                    bucket_size.append(cap)
-                    v -= room
-                    cap, filled, buy = size, 0.0, 0.0  # the rest goes into a new bucket
-                buy += f * v
-                filled += v
+                    if v >= room:  # the bucket takes the room and closes
+                        buy += f * room
+                        imbalances.append(abs(2.0 * buy - cap))
+                        bucket_size.append(cap)
+                        v -= room
+                        cap = math.nan
+                    else:
+                        buy += f * v
+                        filled += v
+                        v = 0.0
         if len(bucket_size) >= n_buckets:
             out[tau] = sum(imbalances[-n_buckets:]) / sum(bucket_size[-n_buckets:])
     return out
@@ -403,11 +406,11 @@ def quote_spreads(bar, kept, quotes, delta, window, delay) -> pd.DataFrame:
     mid = ((quotes["bid"] + quotes["ask"]) / 2.0).to_numpy(float)
     t_ns = kept["ts_ns"].to_numpy()
 
-    def mid_at(ns):  # the mid of the last quote at or before ns; NaN before the first quote
-        j = np.searchsorted(q_ns, ns, side="right") - 1
+    def mid_at(ns, side):  # the mid of the last quote before ns ("left") or at/before ("right")
+        j = np.searchsorted(q_ns, ns, side=side) - 1
         return np.where(j >= 0, mid[np.clip(j, 0, None)], np.nan)
 
-    m_now, m_later = mid_at(t_ns), mid_at(t_ns + delay.value)
+    m_now, m_later = mid_at(t_ns, "left"), mid_at(t_ns + delay.value, "right")
     b, p = kept["side"].to_numpy(), kept["price"].to_numpy()
     es = 2.0 * b * (p - m_now) / m_now
     rs = 2.0 * b * (p - m_later) / m_now

@@ -52,7 +52,7 @@ class Windows:
             raise TypeError(f"unknown window argument(s) {sorted(unknown)}; "
                             f"known: {', '.join(f.name for f in fields(cls))}")
         windows = cls(**overrides)
-        day = max(20, round(DAY / interval))
+        day = max(20, DAY // interval)
         windows = replace(
             windows,
             vpin_volume_window=windows.vpin_volume_window or day,
@@ -265,7 +265,7 @@ def quote_spreads(bar_close_ns, starts, ends, price, side, t_ns, quotes, window,
     """Effective, realized and price-impact spreads per bar (docs/microstructure.md)."""
     q_ns = _ns(quotes["ts"])
     mid = (quotes["bid"].to_numpy(np.float64) + quotes["ask"].to_numpy(np.float64)) / 2.0
-    at = np.searchsorted(q_ns, t_ns, side="right") - 1
+    at = np.searchsorted(q_ns, t_ns, side="left") - 1  # strictly before: the book traded against
     later = np.searchsorted(q_ns, t_ns + delay_ns, side="right") - 1
     known = at >= 0
     m0 = np.where(known, mid[np.maximum(at, 0)], np.nan)
