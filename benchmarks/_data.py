@@ -42,3 +42,11 @@ def resampled_trades(n: int, seed: int = SEED) -> dict[str, np.ndarray]:
     gaps = rng.choice(np.diff(real["ts_ns"]), size=max(n - 1, 0))
     ts = real["ts_ns"][0] + np.concatenate([[0], np.cumsum(gaps)]).astype(np.int64)
     return {"ts_ns": ts, **{k: real[k][idx] for k in ("price", "amount", "side")}}
+
+
+def sp500_returns() -> np.ndarray:
+    """The 5,030 daily S&P 500 percent returns bundled with ``arch`` (1999-2018)."""
+    from arch.data import sp500
+
+    close = sp500.load()["Adj Close"]
+    return (100 * close.pct_change().dropna()).to_numpy(np.float64)

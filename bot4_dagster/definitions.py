@@ -12,6 +12,7 @@ from dagster_duckdb import DuckDBResource
 from .assets.features import microstructure
 from .assets.ingest import INGEST_ASSETS
 from .assets.perf import perf_manifest
+from .assets.volatility import garch_volatility
 from .automation.jobs import JOBS
 from .automation.schedules import SCHEDULES
 from .automation.sensors import SENSORS
@@ -24,7 +25,7 @@ def build_definitions(market_data: MarketDataResource | None = None,
     """The project's definitions; tests pass their own source and warehouse."""
     database = str(warehouse or warehouse_path())
     return dg.Definitions(
-        assets=[*INGEST_ASSETS, microstructure, perf_manifest],
+        assets=[*INGEST_ASSETS, microstructure, garch_volatility, perf_manifest],
         jobs=JOBS,
         schedules=SCHEDULES,
         sensors=SENSORS,

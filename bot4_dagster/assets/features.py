@@ -8,10 +8,8 @@ import pandas as pd
 
 from ..automation.partitions import MONTHS, SYMBOLS
 from ..features.microstructure import FEATURES, QUOTE_FEATURES, microstructure_features
-from ..features.report import plot_series, summarize
-
-BARS, TRADES, QUOTES = (dg.AssetKey(["market", t]) for t in ("bars", "trades", "quotes"))
-BY_SYMBOL = dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="symbol")
+from ..report import plot_series, summarize
+from .keys import BARS, BY_SYMBOL, QUOTES, TRADES
 
 
 def _volume_unit(context: dg.AssetExecutionContext, symbol: str) -> str:

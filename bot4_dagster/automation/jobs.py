@@ -20,9 +20,13 @@ features_job = dg.define_asset_job(
     "microstructure_features", selection=dg.AssetSelection.assets(["features", "microstructure_features"]),
     partitions_def=SYMBOLS, description="Recompute the microstructure features of a symbol.",
 )
+volatility_job = dg.define_asset_job(
+    "garch_volatility", selection=dg.AssetSelection.assets(["ml", "garch_volatility"]),
+    partitions_def=SYMBOLS, description="Refit GARCH volatility and regimes of a symbol.",
+)
 perf_manifest_job = dg.define_asset_job(
     "perf_manifest_job", selection=dg.AssetSelection.assets(["perf", "manifest"]),
     description="Refresh the performance manifest (hardware, versions, latest benchmarks).",
 )
 
-JOBS = [ingest_bars_job, ingest_ticks_job, features_job, perf_manifest_job]
+JOBS = [ingest_bars_job, ingest_ticks_job, features_job, volatility_job, perf_manifest_job]

@@ -83,11 +83,13 @@ def materialize_all(defs: dg.Definitions, instance: dg.DagsterInstance,
                f"({extent.start:%Y-%m-%d} .. {extent.end:%Y-%m-%d}) ...")
         outcomes.append(ingest_extent(defs, instance, extent))
         report("    " + _line(outcomes[-1]))
-    for symbol in symbols:
-        report(f"  computing features/microstructure_features {symbol} ...")
-        outcomes.append(_execute(defs, instance, "microstructure_features",
-                                 f"features/microstructure_features {symbol}", partition_key=symbol))
-        report("    " + _line(outcomes[-1]))
+    for job, asset in (("microstructure_features", "features/microstructure_features"),
+                       ("garch_volatility", "ml/garch_volatility")):
+        for symbol in symbols:
+            report(f"  computing {asset} {symbol} ...")
+            outcomes.append(_execute(defs, instance, job, f"{asset} {symbol}",
+                                     partition_key=symbol))
+            report("    " + _line(outcomes[-1]))
     report("  refreshing perf/manifest ...")
     outcomes.append(_execute(defs, instance, "perf_manifest_job", "perf/manifest"))
     report("    " + _line(outcomes[-1]))

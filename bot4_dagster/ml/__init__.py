@@ -1,0 +1,1 @@
+"""Machine-learning library: GARCH, residual diagnostics, labels, CV, models, calibration, stats."""

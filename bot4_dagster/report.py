@@ -1,0 +1,72 @@
+"""What a user looks at next to a result: summary statistics and plots (PNG bytes)."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pandas as pd
+
+
+def summarize(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """count / mean / std / min / median / max per feature, NaNs left out."""
+    stats = frame[columns].describe(percentiles=[0.5]).T
+    return stats.rename(columns={"50%": "median"})[["count", "mean", "std", "min", "median", "max"]]
+
+
+def plot_series(ts: pd.Series, panels: list[tuple[str, pd.Series]], title: str) -> bytes:
+    """Stacked line panels sharing the time axis, as PNG bytes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(panels), 1, figsize=(9, 2.2 * len(panels)), sharex=True,
+                             squeeze=False)
+    for ax, (label, values) in zip(axes[:, 0], panels):
+        ax.plot(pd.to_datetime(ts).to_numpy(), values.to_numpy(), linewidth=0.7)
+        ax.set_ylabel(label, fontsize=8)
+        ax.grid(alpha=0.3)
+    axes[0, 0].set_title(title, fontsize=10)
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+REGIME_COLOURS = {"low": "#d9f0d3", "normal": "#ffffff", "high": "#fee0b6", "crisis": "#f4a582"}
+
+
+def plot_volatility(ts: pd.Series, returns: pd.Series, sigma: pd.Series, regimes: pd.Series,
+                    title: str) -> bytes:
+    """Returns over time, and the conditional volatility with each bar's regime shaded."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x = pd.to_datetime(ts).to_numpy()
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 5), sharex=True)
+    top.plot(x, returns.to_numpy(), linewidth=0.5, color="#555555")
+    top.set_ylabel("return", fontsize=8)
+    top.set_title(title, fontsize=10)
+    bottom.plot(x, sigma.to_numpy(), linewidth=0.7, color="#2166ac")
+    bottom.set_ylabel("conditional volatility", fontsize=8)
+    top_value = float(np.nanmax(sigma.to_numpy())) if len(sigma) else 1.0
+    for name, colour in REGIME_COLOURS.items():
+        if name == "normal":
+            continue
+        mask = (regimes.astype(str) == name).to_numpy()
+        bottom.fill_between(x, 0, top_value, where=mask, color=colour, step="mid",
+                            label=name, linewidth=0)
+    bottom.legend(loc="upper left", fontsize=7, ncol=3)
+    for ax in (top, bottom):
+        ax.grid(alpha=0.3)
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90)
+    plt.close(fig)
+    return buffer.getvalue()
