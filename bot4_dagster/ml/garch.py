@@ -72,16 +72,16 @@ def _check(returns, optimizer: str) -> np.ndarray:
         raise ValueError(f"returns must be one-dimensional, got shape {y.shape}")
     bad = np.flatnonzero(~np.isfinite(y))
     if len(bad):
-        where = returns.index[bad[0]] if isinstance(returns, pd.Series) else bad[0]
+        where = returns.index[bad[0]] if isinstance(returns, pd.Series) else int(bad[0])
         raise ValueError(f"returns contain {len(bad)} non-finite value(s), the first at {where!r} "
                          f"({y[bad[0]]}); drop or fill them first")
     if len(y) < MIN_OBS:
         raise ValueError(f"GARCH(1,1) needs at least {MIN_OBS} returns, got {len(y)}")
+    if y.min() == y.max():  # np.var of equal values need not be exactly 0
+        raise DataScaleError("returns are constant: a volatility model has nothing to fit")
     variance = float(np.var(y))
     lo, hi = SCALE_RANGE[optimizer]
     if not lo <= variance <= hi:
-        if variance == 0:
-            raise DataScaleError("returns are constant: a volatility model has nothing to fit")
         raise DataScaleError(
             f"returns have variance {variance:.3g}, outside [{lo:g}, {hi:g}] where the {optimizer} "
             f"optimiser works; multiply them by {scale_factor(variance):g} (decimal returns x 100 "
