@@ -11,6 +11,7 @@ from dagster_duckdb import DuckDBResource
 
 from .assets.features import microstructure
 from .assets.ingest import INGEST_ASSETS
+from .assets.labels import cv_folds, labels, leakage_report, no_leakage
 from .assets.perf import perf_manifest
 from .assets.volatility import garch_volatility
 from .automation.jobs import JOBS
@@ -25,7 +26,9 @@ def build_definitions(market_data: MarketDataResource | None = None,
     """The project's definitions; tests pass their own source and warehouse."""
     database = str(warehouse or warehouse_path())
     return dg.Definitions(
-        assets=[*INGEST_ASSETS, microstructure, garch_volatility, perf_manifest],
+        assets=[*INGEST_ASSETS, microstructure, garch_volatility, labels, cv_folds, leakage_report,
+                perf_manifest],
+        asset_checks=[no_leakage],
         jobs=JOBS,
         schedules=SCHEDULES,
         sensors=SENSORS,

@@ -70,3 +70,38 @@ def plot_volatility(ts: pd.Series, returns: pd.Series, sigma: pd.Series, regimes
     fig.savefig(buffer, format="png", dpi=90)
     plt.close(fig)
     return buffer.getvalue()
+
+
+ROLE_COLOURS = ("#ffffff", "#4393c3", "#f4a582", "#d6604d", "#8073ac")  # unused, train, test, purged, embargoed
+
+
+def plot_folds(schemes: list[tuple[str, np.ndarray]], title: str, width: int = 600) -> bytes:
+    """One panel per CV scheme: splits down, samples across (every k-th sample when there are
+    more than ``width``), coloured by role."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+
+    heights = [max(2, m.shape[0]) for _, m in schemes]
+    fig, axes = plt.subplots(len(schemes), 1, figsize=(9, 1.2 + 0.18 * sum(heights)),
+                             gridspec_kw={"height_ratios": heights}, squeeze=False)
+    cmap = ListedColormap(ROLE_COLOURS)
+    for ax, (name, matrix) in zip(axes[:, 0], schemes):
+        step = max(1, int(np.ceil(matrix.shape[1] / width)))
+        ax.imshow(matrix[:, ::step] + 1, aspect="auto", cmap=cmap, vmin=0, vmax=4,
+                  interpolation="nearest")
+        ax.set_ylabel(name, fontsize=8)
+        ax.set_yticks([])
+        ax.set_xticks([])
+    labels = ("train", "test", "purged", "embargoed")
+    fig.legend(handles=[Patch(color=c, label=lab) for c, lab in zip(ROLE_COLOURS[1:], labels)],
+               loc="lower center", ncol=4, fontsize=8)
+    axes[0, 0].set_title(title, fontsize=10)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90)
+    plt.close(fig)
+    return buffer.getvalue()

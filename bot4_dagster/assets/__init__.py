@@ -4,8 +4,10 @@ import warnings
 
 import dagster as dg
 
-# Two beta APIs this project relies on knowingly: single-run backfills (one run per symbol over
-# many time partitions) and the symbol-only view of symbol x time partitions.
+# Beta/preview APIs this project relies on knowingly: single-run backfills (one run per symbol over
+# many time partitions), the symbol-only view of symbol x time partitions, partitioned checks.
 warnings.filterwarnings("ignore", category=dg.BetaWarning, message=".*backfill_policy.*")
 warnings.filterwarnings("ignore", category=dg.BetaWarning,
                         message=".*MultiToSingleDimensionPartitionMapping.*")
+warnings.filterwarnings("ignore", category=dg.PreviewWarning,
+                        message=".*partitions_def on an AssetCheckSpec.*")

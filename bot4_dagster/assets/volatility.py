@@ -40,6 +40,7 @@ def garch_volatility(context: dg.AssetExecutionContext, bars: pd.DataFrame):
     frame = estimate.frame()
     stored = pd.concat([bars[["symbol", "ts"]].set_index(bars["ts"]), frame], axis=1).reset_index(drop=True)
     stored["regime"] = stored["regime"].astype("string")
+    stored["scale"] = estimate.scale  # ret and sigma are decimal returns x scale
     png = plot_volatility(frame.index.to_series(), frame["ret"], frame["sigma"], frame["regime"],
                           f"{symbol}: GARCH(1,1)-t volatility and regimes")
     regime_counts = frame["regime"].value_counts().reindex(estimate.regimes.table()["regime"])

@@ -24,9 +24,16 @@ volatility_job = dg.define_asset_job(
     "garch_volatility", selection=dg.AssetSelection.assets(["ml", "garch_volatility"]),
     partitions_def=SYMBOLS, description="Refit GARCH volatility and regimes of a symbol.",
 )
+labels_job = dg.define_asset_job(
+    "labels_and_folds",
+    selection=dg.AssetSelection.assets(["ml", "labels"], ["ml", "cv_folds"], ["ml", "leakage_proof"]),
+    partitions_def=SYMBOLS,
+    description="Triple-barrier labels, purged CV folds (checked for leakage) and the leakage proof.",
+)
 perf_manifest_job = dg.define_asset_job(
     "perf_manifest_job", selection=dg.AssetSelection.assets(["perf", "manifest"]),
     description="Refresh the performance manifest (hardware, versions, latest benchmarks).",
 )
 
-JOBS = [ingest_bars_job, ingest_ticks_job, features_job, volatility_job, perf_manifest_job]
+JOBS = [ingest_bars_job, ingest_ticks_job, features_job, volatility_job, labels_job,
+        perf_manifest_job]

@@ -84,7 +84,8 @@ def materialize_all(defs: dg.Definitions, instance: dg.DagsterInstance,
         outcomes.append(ingest_extent(defs, instance, extent))
         report("    " + _line(outcomes[-1]))
     for job, asset in (("microstructure_features", "features/microstructure_features"),
-                       ("garch_volatility", "ml/garch_volatility")):
+                       ("garch_volatility", "ml/garch_volatility"),
+                       ("labels_and_folds", "ml/labels, ml/cv_folds, ml/leakage_proof")):
         for symbol in symbols:
             report(f"  computing {asset} {symbol} ...")
             outcomes.append(_execute(defs, instance, job, f"{asset} {symbol}",

@@ -114,8 +114,10 @@ class Warehouse:
                 spec = _spec(where.table)
                 if spec is not None:
                     conn.execute(spec.ddl())
-                else:
-                    conn.register("_empty", data.head(0))
+                else:  # the first frame sets the column types; text as VARCHAR even if empty
+                    typed = data.head(0).astype({c: "string" for c in data.columns
+                                                 if data[c].dtype == object})
+                    conn.register("_empty", typed)
                     conn.execute(f"CREATE TABLE IF NOT EXISTS {where.table} AS SELECT * FROM _empty")
                 conn.execute(f"DELETE FROM {where.table} WHERE {clause}", params)
                 if len(data):
