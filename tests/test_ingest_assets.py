@@ -226,3 +226,22 @@ def test_dagster_materialize_one_partition(folder, tmp_path, instance):
     assert result.success
     stored = bars_in(tmp_path / "w.duckdb")
     assert len(stored) == 332  # 2022-02-01 00:00 .. 05:31, the file's last rows
+
+
+def test_the_file_index_keeps_folders_that_link_the_same_file_apart(tmp_path):
+    """Two export folders linking one file: the cached index must not send the second folder's
+    reads to the first folder's path (which may be gone)."""
+    from bot4_dagster.data.sources import FileSource
+
+    index = tmp_path / "index.json"
+    for name in ("first", "second"):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / FTX.name).symlink_to(FTX)
+        source = FileSource(folder, symbol="BTC-PERP", index_path=index)
+        source.extents()
+        if name == "first":
+            (folder / FTX.name).unlink()
+    loaded = source.load("bars", "BTC-PERP", pd.Timestamp("2022-01-01", tz="UTC"),
+                         pd.Timestamp("2022-01-02", tz="UTC"))
+    assert len(loaded.frame) == 1440 and loaded.files[0].path.startswith(str(tmp_path / "second"))

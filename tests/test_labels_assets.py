@@ -44,7 +44,8 @@ def chain(request, tmp_path_factory):
                                     volume_unit="quote")
         symbol, span = "BTC-PERP", ("2021-12-31 23:01", "2022-02-01")
     defs = build_definitions(market, str(tmp / "w.duckdb"))
-    with dg.instance_for_test() as instance:
+    with pytest.MonkeyPatch.context() as env, dg.instance_for_test() as instance:
+        env.setenv("BOT4_HOME", str(tmp / "bot4_home"))  # module scope: its own state folder
         instance.add_dynamic_partitions(SYMBOLS.name, [symbol])
         result = materialize_chain(defs, instance, symbol, *span)
         yield dict(result=result, warehouse=Warehouse(tmp / "w.duckdb"), symbol=symbol)

@@ -136,7 +136,7 @@ class FileSource:
         entries, changed = [], False
         for path in self.files():
             stat = path.stat()
-            key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{json.dumps(self.options)}"
+            key = f"{path.absolute()}|{stat.st_size}|{stat.st_mtime_ns}|{json.dumps(self.options)}"
             entry = cached.get(key)
             if entry is None:
                 parsed = self._parse(path)

@@ -42,19 +42,22 @@ triple_barrier = kernel()(triple_barrier_python)
 def average_uniqueness_python(start: np.ndarray, end: np.ndarray, n_bars: int,
                               out: np.ndarray) -> None:
     """Average uniqueness of labels whose returns span bars start_i+1 .. end_i: the mean over
-    those bars of 1 / (number of labels spanning the bar)."""
+    those bars of 1 / (number of labels spanning the bar). Each span is summed directly (spans
+    are at most the horizon long), so a lone label weighs exactly 1 and c identical ones 1/c."""
     delta = np.zeros(n_bars + 1)
     for i in range(start.shape[0]):
         delta[start[i] + 1] += 1.0
         delta[end[i] + 1] -= 1.0
-    inverse = np.zeros(n_bars + 1)  # prefix sums of 1 / concurrency
+    concurrency = np.zeros(n_bars)
     count = 0.0
     for t in range(n_bars):
         count += delta[t]
-        inverse[t + 1] = inverse[t] + (1.0 / count if count > 0.0 else 0.0)
+        concurrency[t] = count
     for i in range(start.shape[0]):
-        span = end[i] - start[i]
-        out[i] = (inverse[end[i] + 1] - inverse[start[i] + 1]) / span
+        total = 0.0
+        for t in range(start[i] + 1, end[i] + 1):
+            total += 1.0 / concurrency[t]
+        out[i] = total / (end[i] - start[i])
 
 
 average_uniqueness = kernel()(average_uniqueness_python)

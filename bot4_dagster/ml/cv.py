@@ -171,6 +171,8 @@ class PurgedWalkForward(_Purged):
         return self.n_splits
 
     def _test_sets(self, n):
+        if self.n_splits < 1:
+            raise ValueError(f"need at least 1 test fold, got {self.n_splits}")
         first = self.min_train if self.min_train is not None else n // (self.n_splits + 1)
         if not 1 <= first < n - self.n_splits:
             raise ValueError(f"min_train = {first} leaves no room for {self.n_splits} test folds "

@@ -25,7 +25,8 @@ def triple_barrier_labels(close: pd.Series, sigma: pd.Series, *, upper: float = 
     """One row per event, indexed by t0: t1, label, ret, barrier, sigma, weight.
 
     ``close`` and ``sigma`` share a sorted time index; ``sigma[i]`` (a decimal return standard
-    deviation) must be known at the close of bar i.
+    deviation) must be known at the close of bar i. Bars whose sigma is missing or not positive,
+    and the last ``horizon`` bars (no full horizon ahead), start no event.
     """
     if not close.index.equals(sigma.index):
         raise ValueError("close and sigma must share the same index")
@@ -68,4 +69,5 @@ def meta_labels(events: pd.DataFrame, side: pd.Series) -> pd.Series:
     aligned = side.reindex(events.index)
     if aligned.isna().any():
         raise ValueError("side has no value for some events")
-    return (aligned.to_numpy() * events["ret"].to_numpy() > 0).astype(np.int8)
+    won = aligned.to_numpy() * events["ret"].to_numpy() > 0
+    return pd.Series(won.astype(np.int8), index=events.index, name="meta_label")
