@@ -8,6 +8,24 @@ import numpy as np
 import pandas as pd
 
 
+def _pyplot():
+    """matplotlib's pyplot on the Agg backend: plots are rendered to PNG, never shown."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _png(fig) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90)
+    fig.clf()
+    _pyplot().close(fig)
+    return buffer.getvalue()
+
+
 def summarize(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     """count / mean / std / min / median / max per feature, NaNs left out."""
     stats = frame[columns].describe(percentiles=[0.5]).T
@@ -16,10 +34,7 @@ def summarize(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
 
 def plot_series(ts: pd.Series, panels: list[tuple[str, pd.Series]], title: str) -> bytes:
     """Stacked line panels sharing the time axis, as PNG bytes."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     fig, axes = plt.subplots(len(panels), 1, figsize=(9, 2.2 * len(panels)), sharex=True,
                              squeeze=False)
@@ -30,10 +45,7 @@ def plot_series(ts: pd.Series, panels: list[tuple[str, pd.Series]], title: str) 
     axes[0, 0].set_title(title, fontsize=10)
     fig.autofmt_xdate()
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90)
-    plt.close(fig)
-    return buffer.getvalue()
+    return _png(fig)
 
 
 REGIME_COLOURS = {"low": "#d9f0d3", "normal": "#ffffff", "high": "#fee0b6", "crisis": "#f4a582"}
@@ -42,10 +54,7 @@ REGIME_COLOURS = {"low": "#d9f0d3", "normal": "#ffffff", "high": "#fee0b6", "cri
 def plot_volatility(ts: pd.Series, returns: pd.Series, sigma: pd.Series, regimes: pd.Series,
                     title: str) -> bytes:
     """Returns over time, and the conditional volatility with each bar's regime shaded."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     x = pd.to_datetime(ts).to_numpy()
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 5), sharex=True)
@@ -66,10 +75,7 @@ def plot_volatility(ts: pd.Series, returns: pd.Series, sigma: pd.Series, regimes
         ax.grid(alpha=0.3)
     fig.autofmt_xdate()
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90)
-    plt.close(fig)
-    return buffer.getvalue()
+    return _png(fig)
 
 
 ROLE_COLOURS = ("#ffffff", "#4393c3", "#f4a582", "#d6604d", "#8073ac")  # unused, train, test, purged, embargoed
@@ -78,10 +84,7 @@ ROLE_COLOURS = ("#ffffff", "#4393c3", "#f4a582", "#d6604d", "#8073ac")  # unused
 def plot_folds(schemes: list[tuple[str, np.ndarray]], title: str, width: int = 600) -> bytes:
     """One panel per CV scheme: splits down, samples across (every k-th sample when there are
     more than ``width``), coloured by role."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
     from matplotlib.colors import ListedColormap
     from matplotlib.patches import Patch
 
@@ -101,7 +104,4 @@ def plot_folds(schemes: list[tuple[str, np.ndarray]], title: str, width: int = 6
                loc="lower center", ncol=4, fontsize=8)
     axes[0, 0].set_title(title, fontsize=10)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90)
-    plt.close(fig)
-    return buffer.getvalue()
+    return _png(fig)

@@ -11,7 +11,6 @@ reference/numerics.md §2. The statistics come from the numba kernels in
 from __future__ import annotations
 
 import math
-import operator
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -19,6 +18,8 @@ import numpy as np
 from scipy import stats
 
 from bot4_dagster.kernels.diagnostics import acf, arch_lm_ols, ljung_box_q
+
+from ._inputs import finite_vector, integer
 
 __all__ = ["ArchLMTest", "arch_lm", "arch_lm_test", "ljung_box"]
 
@@ -33,35 +34,14 @@ class ArchLMTest:
     f_pvalue: float
 
 
-def _series(x: object, name: str) -> np.ndarray:
-    """``x`` as a contiguous 1-D float64 array, refusing NaN/inf (statsmodels would return NaN)."""
-    arr = np.ascontiguousarray(np.asarray(x, dtype=np.float64))
-    if arr.ndim != 1:
-        raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
-    bad = np.flatnonzero(~np.isfinite(arr))
-    if bad.size:
-        raise ValueError(f"{name} has {bad.size} non-finite values (first at index {bad[0]})")
-    return arr
-
-
-def _int(value: object, name: str, minimum: int) -> int:
-    try:
-        out = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name} must be an integer, got {value!r}") from None
-    if out < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {out}")
-    return out
-
-
 def _lags(lags: int | Iterable[int]) -> tuple[np.ndarray, bool]:
     """The requested lags as an int array, and whether a single int was given."""
     if isinstance(lags, Iterable) and np.ndim(lags) != 0 and not isinstance(lags, (str, bytes)):
-        arr = np.array([_int(h, "lags", 1) for h in lags], dtype=np.int64)
+        arr = np.array([integer(h, "lags", 1) for h in lags], dtype=np.int64)
         if arr.size == 0:
             raise ValueError("lags must not be empty")
         return arr, False
-    return np.array([_int(lags, "lags", 1)], dtype=np.int64), True
+    return np.array([integer(lags, "lags", 1)], dtype=np.int64), True
 
 
 def ljung_box(
@@ -73,9 +53,9 @@ def ljung_box(
     ``model_df`` (e.g. p+q for ARMA residuals) lowers only the degrees of freedom; the p-value is
     NaN where h - model_df <= 0. Requires 1 <= h <= n - 1 and a non-constant ``x``.
     """
-    arr = _series(x, "x")
+    arr = finite_vector(x, "x")
     hs, scalar = _lags(lags)
-    model_df = _int(model_df, "model_df", 0)
+    model_df = integer(model_df, "model_df", 0)
     n = arr.shape[0]
     hmax = int(hs.max())
     if hmax > n - 1:
@@ -98,9 +78,9 @@ def ljung_box(
 
 def _arch_r2(resid: object, nlags: int, ddof: int) -> tuple[float, float, int, int]:
     """(R², SSR/TSS, m, nlags) of the ARCH-LM auxiliary regression, after validating inputs."""
-    e = _series(resid, "resid")
-    nlags = _int(nlags, "nlags", 1)
-    ddof = _int(ddof, "ddof", 0)
+    e = finite_vector(resid, "resid")
+    nlags = integer(nlags, "nlags", 1)
+    ddof = integer(ddof, "ddof", 0)
     n = e.shape[0]
     m = n - nlags
     if m - nlags - 1 < 1:

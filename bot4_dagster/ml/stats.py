@@ -22,13 +22,14 @@ Exact definitions and measured reference values: reference/numerics.md §7.
 from __future__ import annotations
 
 import math
-import operator
 from dataclasses import dataclass
 from itertools import combinations
 
 import numpy as np
 from scipy import special
 from scipy.stats import norm
+
+from ._inputs import finite_vector, integer
 
 __all__ = [
     "PBOResult",
@@ -44,29 +45,6 @@ __all__ = [
 
 #: Splits scored per vectorised chunk in CSCV (bounds the splits × N temporaries).
 _CHUNK = 4096
-
-
-def _sample(x: object, name: str, min_size: int = 2) -> np.ndarray:
-    """``x`` as a finite 1-D float64 array of at least ``min_size`` values."""
-    arr = np.asarray(x, dtype=np.float64)
-    if arr.ndim != 1:
-        raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
-    if arr.size < min_size:
-        raise ValueError(f"{name} needs at least {min_size} observations, got {arr.size}")
-    bad = np.flatnonzero(~np.isfinite(arr))
-    if bad.size:
-        raise ValueError(f"{name} has {bad.size} non-finite values (first at index {bad[0]})")
-    return arr
-
-
-def _int(value: object, name: str, minimum: int) -> int:
-    try:
-        out = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name} must be an integer, got {value!r}") from None
-    if out < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {out}")
-    return out
 
 
 def _finite(value: float, name: str) -> float:
@@ -93,7 +71,7 @@ def welch_ttest(a: object, b: object) -> tuple[float, float, float]:
     (which returns NaN), fewer than 2 observations, non-finite values or two constant samples
     raise ValueError: the test is undefined there and a silent NaN would route an A/B decision.
     """
-    x, y = _sample(a, "a"), _sample(b, "b")
+    x, y = finite_vector(a, "a", 2), finite_vector(b, "b", 2)
     vn1 = np.var(x, ddof=1) / x.size
     vn2 = np.var(y, ddof=1) / y.size
     if vn1 + vn2 == 0.0:
@@ -154,7 +132,7 @@ def sample_size_proportions(
 
 def sharpe_ratio(returns: object) -> float:
     """Per-period Sharpe ratio mean/std (ddof = 1) of excess returns; annualise outside."""
-    r = _sample(returns, "returns")
+    r = finite_vector(returns, "returns", 2)
     sd = np.std(r, ddof=1)
     if sd == 0.0:
         raise ValueError("returns are constant: the Sharpe ratio is undefined")
@@ -172,7 +150,7 @@ def probabilistic_sharpe_ratio(
     """
     sr, sr_benchmark = _finite(sr, "sr"), _finite(sr_benchmark, "sr_benchmark")
     skew, kurtosis = _finite(skew, "skew"), _finite(kurtosis, "kurtosis")
-    n_obs = _int(n_obs, "n_obs", 2)
+    n_obs = integer(n_obs, "n_obs", 2)
     var = 1.0 - skew * sr + (kurtosis - 1.0) / 4.0 * sr**2
     if var <= 0.0:
         raise ValueError(
@@ -190,7 +168,7 @@ def expected_max_sharpe(sr_variance: float, n_trials: int) -> float:
     sr_variance = _finite(sr_variance, "sr_variance")
     if sr_variance < 0.0:
         raise ValueError(f"sr_variance must be >= 0, got {sr_variance!r}")
-    n = _int(n_trials, "n_trials", 2)
+    n = integer(n_trials, "n_trials", 2)
     g = np.euler_gamma
     z = (1.0 - g) * norm.ppf(1.0 - 1.0 / n) + g * norm.ppf(1.0 - 1.0 / (n * math.e))
     return float(math.sqrt(sr_variance) * z)
@@ -314,7 +292,7 @@ def probability_of_backtest_overfitting(returns: object, n_blocks: int = 16) -> 
     scored as matrices, so S = 16 (12,870 splits) at N = 50 takes milliseconds.
     """
     x = _returns_matrix(returns)
-    s = _int(n_blocks, "n_blocks", 2)
+    s = integer(n_blocks, "n_blocks", 2)
     if s % 2:
         raise ValueError(f"n_blocks must be even (IS and OOS are halves), got {s}")
     if s > x.shape[0]:
