@@ -1,0 +1,1 @@
+"""Trading: risk clamps, contingent orders (OCO/OTO/bracket), paper exchange, decision engine."""
