@@ -1,0 +1,258 @@
+"""The manager's in-memory state, its transaction and its outbox.
+
+One command or venue event = one transaction: every order, list and position it touches is
+marked dirty, written to the store in one commit, and only then are the venue requests it queued
+(the outbox) sent. If anything fails before the commit the in-memory state is rebuilt from the
+store, which still holds the state before the change: there is no half-applied command, and the
+venue never sees a request the store does not explain (a transactional outbox).
+
+Requests are queued as intents per order and built from the order's final state at flush time, so
+a leg that is released and resized in one step is submitted once at its final size, and a leg
+released and cancelled in one step never reaches the venue.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from decimal import Decimal
+
+from .orders import (
+    ZERO,
+    Instrument,
+    ListKind,
+    Order,
+    OrderList,
+    OrderStatus,
+    Side,
+)
+from .store import FillRow, OrderStore, Snapshot
+from .venue import CancelOrder, ModifyOrder, SubmitOrder, Venue
+
+
+class Intent(enum.Enum):
+    SUBMIT = 1
+    RESUBMIT = 2  # after a restart: the venue may or may not have it (idempotent by id)
+    MODIFY = 3
+    CANCEL = 4
+
+
+class VenueError(RuntimeError):
+    """Some requests could not be sent; state is committed, ``resend()`` retries them."""
+
+    def __init__(self, failures: list[tuple[object, BaseException]]) -> None:
+        self.failures = failures
+        super().__init__(f"{len(failures)} venue request(s) failed: {failures[0][1]!r}")
+
+
+class _Txn:
+    __slots__ = ("fills", "lists", "orders", "outbox", "positions")
+
+    def __init__(self) -> None:
+        self.orders: dict[str, Order] = {}
+        self.lists: dict[str, OrderList] = {}
+        self.positions: set[str] = set()
+        self.fills: list[FillRow] = []
+        self.outbox: dict[str, Intent] = {}
+
+
+class Book:
+    """Orders, lists, positions and the indexes the rules need, kept in step with the store."""
+
+    def __init__(self, store: OrderStore, venue: Venue, clock: Callable[[], int],
+                 instruments: dict[str, Instrument]) -> None:
+        self.store = store
+        self.instruments = instruments
+        self.venue = venue
+        self.clock = clock
+        self.orders: dict[str, Order] = {}
+        self.lists: dict[str, OrderList] = {}
+        self.positions: dict[str, Decimal] = {}
+        self.trade_keys: set[tuple[str, str]] = set()
+        self.live: dict[str, dict[str, Order]] = {}  # instrument -> non-terminal orders
+        self.guards: dict[str, dict[str, Order]] = {}  # non-terminal reduce-only, not brackets
+        self.brackets: dict[str, dict[str, OrderList]] = {}  # FIFO: live or still exposed
+        self.txn: _Txn | None = None
+        self.now = 0
+
+    # --- loading ---------------------------------------------------------------------------------
+
+    def load(self, snapshot: Snapshot) -> None:
+        """Replace the state in place (read-only views of these dicts stay valid)."""
+        self.orders.clear()
+        self.orders.update((k, Order.from_row(r)) for k, r in snapshot.orders.items())
+        self.lists.clear()
+        self.lists.update((k, OrderList.from_row(r)) for k, r in snapshot.lists.items())
+        self.positions.clear()
+        self.positions.update(snapshot.positions)
+        self.trade_keys = set(snapshot.trade_keys)
+        self._reindex()
+
+    def _reindex(self) -> None:
+        self.live, self.guards, self.brackets = {}, {}, {}
+        # creation order (FIFO allotment depends on it): generated ids grow in length, then text
+        for lst in sorted(self.lists.values(), key=lambda x: (x.ts_init, len(x.id), x.id)):
+            if lst.kind is ListKind.BRACKET:
+                self.brackets.setdefault(lst.instrument, {})[lst.id] = lst
+        for o in self.orders.values():
+            self._index(o)
+
+    def _index(self, o: Order) -> None:
+        if o.is_closed:
+            return
+        self.live.setdefault(o.instrument, {})[o.id] = o
+        if o.reduce_only and self.lists[o.list_id].kind is not ListKind.BRACKET:
+            self.guards.setdefault(o.instrument, {})[o.id] = o
+
+    def rows(self) -> Snapshot:
+        """The in-memory state as store rows (what the store must hold after every commit)."""
+        return Snapshot({k: o.row() for k, o in self.orders.items()},
+                        {k: x.row() for k, x in self.lists.items()},
+                        dict(self.positions), set(self.trade_keys))
+
+    # --- transaction -----------------------------------------------------------------------------
+
+    def begin(self) -> None:
+        self.txn = _Txn()
+        self.now = self.clock()
+
+    def touch(self, o: Order) -> None:
+        """Mark ``o`` dirty; call before changing it."""
+        self.txn.orders[o.id] = o
+        o.ts_last = self.now
+
+    def touch_list(self, lst: OrderList) -> None:
+        self.txn.lists[lst.id] = lst
+        lst.ts_last = self.now
+
+    def commit(self) -> dict[str, Intent]:
+        """Write the dirty state in one store transaction; return the outbox to flush."""
+        txn, self.txn = self.txn, None
+        if txn.orders or txn.lists or txn.positions or txn.fills:
+            self.store.commit([o.row() for o in txn.orders.values()],
+                              [x.row() for x in txn.lists.values()],
+                              [(i, self.positions[i]) for i in txn.positions], txn.fills)
+        return txn.outbox
+
+    def rollback(self) -> None:
+        """Forget the in-memory changes: the store still has the last committed state."""
+        self.txn = None
+        self.load(self.store.load())
+
+    def dirty_lists(self) -> list[OrderList]:
+        txn = self.txn
+        seen = dict(txn.lists)
+        for o in txn.orders.values():
+            if o.list_id not in seen:
+                seen[o.list_id] = self.lists[o.list_id]
+        return list(seen.values())
+
+    # --- changes ---------------------------------------------------------------------------------
+
+    def add_order(self, o: Order) -> None:
+        self.orders[o.id] = o
+        self.touch(o)
+        self._index(o)
+
+    def add_list(self, lst: OrderList) -> None:
+        self.lists[lst.id] = lst
+        self.touch_list(lst)
+        if lst.kind is ListKind.BRACKET:
+            self.brackets.setdefault(lst.instrument, {})[lst.id] = lst
+
+    def set_status(self, o: Order, status: OrderStatus, reason: str | None = None) -> None:
+        self.touch(o)
+        o.status = status
+        if reason is not None:
+            o.reason = reason
+        if o.is_closed:
+            self.live.get(o.instrument, {}).pop(o.id, None)
+            self.guards.get(o.instrument, {}).pop(o.id, None)
+
+    def add_fill(self, o: Order, qty: Decimal, price: Decimal, fee: Decimal,
+                 trade_id: str | None, ts: int) -> None:
+        self.touch(o)
+        total = o.filled_qty + qty
+        o.avg_price = price if o.avg_price is None else (
+            (o.avg_price * o.filled_qty + price * qty) / total)
+        o.filled_qty = total
+        self.move_position(o.instrument, qty * o.side.sign)
+        self.txn.fills.append((o.id, trade_id, qty, price, fee, ts))
+        if trade_id is not None:
+            self.trade_keys.add((o.id, trade_id))
+
+    def move_position(self, instrument: str, delta: Decimal) -> None:
+        self.set_position(instrument, self.positions.get(instrument, ZERO) + delta)
+
+    def set_position(self, instrument: str, qty: Decimal) -> None:
+        self.positions[instrument] = qty
+        self.txn.positions.add(instrument)
+
+    # --- outbox ----------------------------------------------------------------------------------
+
+    def submit(self, o: Order) -> None:
+        self.set_status(o, OrderStatus.PENDING)
+        self.txn.outbox[o.id] = Intent.SUBMIT
+
+    def modify(self, o: Order) -> None:
+        """Queue a venue modify for ``o``'s current values (a held order changes locally)."""
+        if o.status is OrderStatus.INITIALIZED or o.id in self.txn.outbox:
+            return  # a pending submit carries the final values; a cancel wins
+        self.txn.outbox[o.id] = Intent.MODIFY
+
+    def cancel(self, o: Order, reason: str) -> None:
+        """Cancel ``o``: locally if the venue never saw it, else PENDING_CANCEL + a request."""
+        if o.is_closed:
+            return
+        if o.status is OrderStatus.INITIALIZED or self.txn.outbox.get(o.id) is Intent.SUBMIT:
+            self.txn.outbox.pop(o.id, None)
+            self.set_status(o, OrderStatus.CANCELED, reason)
+            return
+        if o.status is not OrderStatus.PENDING_CANCEL:
+            self.set_status(o, OrderStatus.PENDING_CANCEL, reason)
+        self.txn.outbox[o.id] = Intent.CANCEL
+
+    def flush(self, outbox: dict[str, Intent]) -> set[str]:
+        """Send the committed intents; every one is attempted even if some fail."""
+        venue, now, sent, failures = self.venue, self.now, set(), []
+        for oid, intent in outbox.items():
+            o = self.orders[oid]
+            try:
+                if intent is Intent.CANCEL:
+                    venue.cancel(CancelOrder(oid, o.instrument, now))
+                elif o.status is OrderStatus.PENDING and intent is not Intent.MODIFY:
+                    venue.submit(SubmitOrder.of(o, now))
+                elif o.is_working:
+                    venue.modify(ModifyOrder.of(o, now))
+                else:
+                    continue
+                sent.add(oid)
+            except Exception as exc:  # noqa: BLE001 (reported together below)
+                failures.append((oid, exc))
+        if failures:
+            raise VenueError(failures)
+        return sent
+
+    def resend_intents(self, skip: set[str]) -> dict[str, Intent]:
+        """The desired state of every live venue order, for a venue that may have missed it."""
+        out: dict[str, Intent] = {}
+        for group in self.live.values():
+            for o in group.values():
+                if o.id in skip or o.status is OrderStatus.INITIALIZED:
+                    continue
+                out[o.id] = (Intent.CANCEL if o.status is OrderStatus.PENDING_CANCEL
+                             else Intent.RESUBMIT if o.status is OrderStatus.PENDING
+                             else Intent.MODIFY)
+        return out
+
+    # --- queries ---------------------------------------------------------------------------------
+
+    def legs(self, lst: OrderList) -> list[Order]:
+        orders = self.orders
+        return [orders[i] for i in lst.order_ids]
+
+    def live_brackets(self, instrument: str) -> dict[str, OrderList]:
+        return self.brackets.get(instrument, {})
+
+    def bracket_side(self, lst: OrderList) -> Side:
+        return self.orders[lst.order_ids[0]].side

@@ -1,0 +1,297 @@
+"""What one order's event does to the rest of its list (reference/trading.md §1.4).
+
+Brackets are kept by one rule instead of a chain of incremental updates: the bracket's open
+quantity is ``entry filled - exit fills - reduced`` and every working exit's leaves equal it.
+Re-deriving the target from state on every event is what keeps children right when parent fills
+arrive faster than modify acknowledgements (Nautilus #3435), and it makes the invariant
+"protective leaves == open position" hold after every event by construction.
+
+- Parent rejected => held children DENIED, never sent. Parent cancelled/expired with 0 filled =>
+  children cancelled; with q > 0 filled => children released/resized to q (never unprotected).
+- A bracket whose exits (or outside reductions) closed its position is finished: the entry's
+  remainder is cancelled, because a later entry fill would open a position whose exits are gone.
+  A fill that races that cancel is honoured and flattened by a reduce-only market EXIT.
+- An exit rejected or cancelled by the venue while the bracket holds a position is re-submitted
+  once; if that fails too, the bracket is flattened at market (Freqtrade ``emergency_exit``).
+- Outside position changes are allotted to brackets FIFO (oldest first), their exits downsized,
+  and reduce-only orders outside brackets are capped at the position or cancelled when flat. An
+  exit fill beyond its own bracket's holding (a race on a net position) counts as such a change.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from .book import Book
+from .orders import (
+    EXIT_ROLES,
+    WORKING,
+    ZERO,
+    ListKind,
+    Order,
+    OrderList,
+    OrderStatus,
+    OrderType,
+    OtoTrigger,
+    PartialFillPolicy,
+    Role,
+)
+
+
+def bracket_open(book: Book, lst: OrderList) -> Decimal:
+    orders = book.orders
+    ids = lst.order_ids
+    exits = ZERO
+    for i in ids[1:]:
+        exits += orders[i].filled_qty
+    return orders[ids[0]].filled_qty - exits - lst.reduced_qty
+
+
+def _triggered(parent: Order, mode: OtoTrigger) -> bool:
+    if parent.filled_qty <= 0:
+        return False
+    return (mode is OtoTrigger.PARTIAL or parent.status is OrderStatus.FILLED
+            or parent.is_closed)
+
+
+# --- brackets ------------------------------------------------------------------------------------
+
+def sync_bracket(book: Book, lst: OrderList) -> None:
+    """Bring a bracket's exits in line with its entry and open quantity."""
+    orders = book.orders
+    entry = orders[lst.order_ids[0]]
+    exits = [orders[i] for i in lst.order_ids[1:]]
+    open_qty = bracket_open(book, lst)
+    if open_qty < 0:
+        # a racing exit fill closed more than this bracket held: with net positions the excess
+        # closed another bracket's exposure, which the FIFO allotment then takes from it
+        book.touch_list(lst)
+        lst.reduced_qty += open_qty
+        open_qty = ZERO
+    if entry.filled_qty > 0 and open_qty <= 0:
+        for o in (entry, *exits):
+            book.cancel(o, "bracket position closed")
+        return
+    if not lst.released:
+        _hold_or_release(book, lst, entry, exits, open_qty)
+        if not lst.released:
+            return
+    for x in exits:
+        if x.status in WORKING:
+            target = x.filled_qty + open_qty
+            if x.qty != target:
+                book.touch(x)
+                x.qty = target
+                book.modify(x)
+    if (open_qty > 0 and not lst.cancel_requested
+            and not any(x.status in WORKING for x in exits)):
+        add_exit(book, lst, open_qty, "position without a working exit")
+
+
+def _hold_or_release(book: Book, lst: OrderList, entry: Order, exits: list[Order],
+                     open_qty: Decimal) -> None:
+    if lst.cancel_requested:
+        return
+    if entry.is_closed and entry.filled_qty == 0:
+        for c in exits:
+            book.cancel(c, f"parent {entry.id} {entry.status.value.lower()} with nothing filled")
+        return
+    if not _triggered(entry, lst.oto_trigger):
+        for c in exits:  # held children follow the entry's size until released
+            if c.status is OrderStatus.INITIALIZED and c.qty != entry.qty:
+                book.touch(c)
+                c.qty = entry.qty
+        return
+    book.touch_list(lst)
+    lst.released = True
+    for c in exits:
+        if c.status is OrderStatus.INITIALIZED:
+            book.touch(c)
+            c.qty = open_qty
+            book.submit(c)
+
+
+def add_exit(book: Book, lst: OrderList, qty: Decimal, reason: str) -> Order:
+    """A reduce-only market order that flattens what the bracket still holds."""
+    entry = book.orders[lst.order_ids[0]]
+    o = Order(f"{lst.id}-X{len(lst.order_ids)}", entry.instrument, entry.side.opposite,
+              OrderType.MARKET, qty, reduce_only=True, list_id=lst.id, role=Role.EXIT,
+              venue=entry.venue, reason=reason, ts_init=book.now)
+    book.add_order(o)
+    book.touch_list(lst)
+    lst.order_ids = (*lst.order_ids, o.id)
+    book.submit(o)
+    return o
+
+
+def lost_exit(book: Book, lst: OrderList, x: Order) -> None:
+    """An exit the venue rejected or cancelled on its own: retry once, then flatten."""
+    open_qty = bracket_open(book, lst)
+    if open_qty <= 0 or lst.cancel_requested or not lst.released:
+        return
+    if x.role is not Role.EXIT and x.retry_of is None:
+        _retry(book, lst, x, open_qty)
+        return
+    for o in book.legs(lst):
+        if o is not x and o.role is not Role.EXIT:
+            book.cancel(o, f"emergency exit after {x.id} failed twice")
+    if not any(o.role is Role.EXIT and o.status in WORKING for o in book.legs(lst)):
+        add_exit(book, lst, open_qty, f"{x.id} {x.status.value.lower()}: {x.reason or ''}")
+
+
+def _retry(book: Book, lst: OrderList, x: Order, qty: Decimal) -> None:
+    r = Order(f"{x.id}-R", x.instrument, x.side, x.type, qty, x.price, x.trigger_price,
+              x.reduce_only, parent_id=x.parent_id, linked_ids=x.linked_ids, list_id=lst.id,
+              contingency=x.contingency, role=x.role, venue=x.venue, retry_of=x.id,
+              ts_init=book.now)
+    book.add_order(r)
+    for oid in (*x.linked_ids, x.parent_id):
+        other = book.orders[oid]
+        book.touch(other)
+        other.linked_ids = tuple(r.id if i == x.id else i for i in other.linked_ids)
+    book.touch_list(lst)
+    lst.order_ids = (*lst.order_ids, r.id)
+    book.submit(r)
+
+
+def deny_children(book: Book, parent: Order, children: list[Order]) -> None:
+    for c in children:
+        if c.status is OrderStatus.INITIALIZED:
+            book.set_status(c, OrderStatus.DENIED,
+                            f"parent {parent.id} rejected: {parent.reason or 'no reason'}")
+
+
+# --- OTO -----------------------------------------------------------------------------------------
+
+def sync_oto(book: Book, lst: OrderList) -> None:
+    """Children are released when the parent triggers and grow with its fills (planned share)."""
+    parent, *children = book.legs(lst)
+    if lst.cancel_requested:
+        return
+    if parent.is_closed and parent.filled_qty == 0:
+        for c in children:
+            book.cancel(c, f"parent {parent.id} {parent.status.value.lower()} with nothing filled")
+        return
+    if not _triggered(parent, lst.oto_trigger):
+        return
+    for c in children:
+        if c.is_closed or c.status is OrderStatus.PENDING_CANCEL:
+            continue
+        target = _round_qty(book, c, c.planned_qty * parent.filled_qty / parent.qty)
+        if target <= c.qty and c.status is not OrderStatus.INITIALIZED:
+            continue
+        if target <= 0:
+            continue
+        book.touch(c)
+        c.qty = target
+        if c.status is OrderStatus.INITIALIZED:
+            if not lst.released:
+                book.touch_list(lst)
+                lst.released = True
+            book.submit(c)
+        else:
+            book.modify(c)
+
+
+def _round_qty(book: Book, o: Order, value: Decimal) -> Decimal:
+    """Proportional sizes round down to the step, like every quantity."""
+    return book.instruments[o.instrument].round_qty(value)
+
+
+# --- OCO -----------------------------------------------------------------------------------------
+
+def oco_fill(book: Book, lst: OrderList, o: Order, qty: Decimal) -> None:
+    policy = lst.on_partial_fill
+    siblings = [s for s in book.legs(lst) if s is not o and not s.is_closed]
+    if o.status is OrderStatus.FILLED or policy is PartialFillPolicy.CANCEL_SIBLINGS:
+        for s in siblings:
+            book.cancel(s, f"OCO sibling {o.id} filled")
+        return
+    if policy is PartialFillPolicy.NONE:
+        return
+    for s in siblings:
+        if s.status not in WORKING:
+            continue
+        cut = qty if policy is PartialFillPolicy.REDUCE_ABSOLUTE else qty * s.qty / o.qty
+        leaves = _round_qty(book, s, s.leaves - cut)
+        if leaves <= 0:
+            book.cancel(s, f"OUO sibling {o.id} filled its quantity")
+        else:
+            book.touch(s)
+            s.qty = s.filled_qty + leaves
+            book.modify(s)
+
+
+def oco_closed(book: Book, lst: OrderList, o: Order) -> None:
+    """Cancel one = cancel the rest, unless a leg already traded (then the OCO has fired)."""
+    legs = book.legs(lst)
+    if any(x.filled_qty > 0 for x in legs):
+        return
+    for s in legs:
+        if s is not o:
+            book.cancel(s, f"OCO sibling {o.id} {o.status.value.lower()}")
+
+
+# --- positions -----------------------------------------------------------------------------------
+
+def reconcile(book: Book, instrument: str) -> None:
+    """Keep exits inside the position after any position change (fills, outside changes)."""
+    _allot_brackets(book, instrument, book.positions.get(instrument, ZERO))
+    cap_guards(book, instrument)
+
+
+def cap_guards(book: Book, instrument: str) -> None:
+    """Reduce-only orders outside brackets: at most the position, cancelled when flat."""
+    guards = book.guards.get(instrument)
+    if not guards:
+        return
+    position = book.positions.get(instrument, ZERO)
+    for o in list(guards.values()):
+        if o.status not in WORKING:
+            continue
+        if position * o.side.sign >= 0:
+            book.cancel(o, "reduce-only order with nothing left to reduce")
+        elif o.leaves > abs(position):
+            book.touch(o)
+            o.qty = o.filled_qty + abs(position)
+            book.modify(o)
+
+
+def _allot_brackets(book: Book, instrument: str, position: Decimal) -> None:
+    brackets = book.brackets.get(instrument)
+    if not brackets:
+        return
+    exposed: list[tuple[OrderList, Decimal]] = []
+    total = ZERO
+    for lst in list(brackets.values()):
+        open_qty = bracket_open(book, lst)
+        if open_qty <= 0:
+            if lst.is_closed:
+                del brackets[lst.id]
+            continue
+        exposed.append((lst, open_qty))
+        total += open_qty
+    if not exposed:
+        return
+    side = book.bracket_side(exposed[0][0])
+    cap = position * side.sign if position * side.sign > 0 else ZERO
+    excess = total - cap
+    for lst, open_qty in exposed:  # FIFO: the oldest bracket's exposure is closed first
+        if excess <= 0:
+            break
+        cut = min(open_qty, excess)
+        excess -= cut
+        book.touch_list(lst)
+        lst.reduced_qty += cut
+        sync_bracket(book, lst)
+
+
+def sync(book: Book, lst: OrderList) -> None:
+    if lst.kind is ListKind.BRACKET:
+        sync_bracket(book, lst)
+    elif lst.kind is ListKind.OTO:
+        sync_oto(book, lst)
+
+
+def is_exit(o: Order) -> bool:
+    return o.role in EXIT_ROLES

@@ -1,0 +1,413 @@
+"""The order model: orders, order lists, instruments, statuses, contingency types and venue events.
+
+Names follow NautilusTrader (``ContingencyType``, ``OrderList``, ``TradingState``, denial codes)
+and FIX 5.0SP2, so the reference material (reference/trading.md §1) reads straight onto the code.
+Quantities and prices are ``Decimal``: a stop that must cover exactly the open position cannot
+live with binary floating point (0.1 + 0.2 != 0.3). Pure Python, no Dagster.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from operator import attrgetter
+
+ZERO = Decimal(0)
+
+
+def to_decimal(value: Decimal | float | str) -> Decimal:
+    """Exact conversion; a float goes through its shortest repr, so 0.1 becomes Decimal('0.1')."""
+    if isinstance(value, Decimal):
+        return value
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    return Decimal(value)
+
+
+class Side(enum.StrEnum):
+    BUY = "BUY"
+    SELL = "SELL"
+
+    @property
+    def sign(self) -> int:
+        return 1 if self is Side.BUY else -1
+
+    @property
+    def opposite(self) -> Side:
+        return Side.SELL if self is Side.BUY else Side.BUY
+
+
+class OrderType(enum.StrEnum):
+    MARKET = "MARKET"
+    LIMIT = "LIMIT"
+    STOP_MARKET = "STOP_MARKET"
+    STOP_LIMIT = "STOP_LIMIT"
+
+    @property
+    def is_stop(self) -> bool:
+        return self in (OrderType.STOP_MARKET, OrderType.STOP_LIMIT)
+
+    @property
+    def has_price(self) -> bool:
+        return self in (OrderType.LIMIT, OrderType.STOP_LIMIT)
+
+
+class OrderStatus(enum.StrEnum):
+    """Nautilus' lifecycle. INITIALIZED: held locally (a child before its parent triggers), never
+    seen by the venue. PENDING: sent, not yet acknowledged."""
+
+    INITIALIZED = "INITIALIZED"
+    DENIED = "DENIED"
+    PENDING = "PENDING"
+    ACCEPTED = "ACCEPTED"
+    PARTIALLY_FILLED = "PARTIALLY_FILLED"
+    PENDING_CANCEL = "PENDING_CANCEL"
+    FILLED = "FILLED"
+    CANCELED = "CANCELED"
+    REJECTED = "REJECTED"
+    EXPIRED = "EXPIRED"
+
+
+TERMINAL = frozenset({OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.REJECTED,
+                      OrderStatus.EXPIRED, OrderStatus.DENIED})
+WORKING = frozenset({OrderStatus.PENDING, OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED})
+"""At the venue and not being canceled: these orders can still trade at their current size."""
+
+
+class ListStatus(enum.StrEnum):
+    """PENDING -> WORKING -> DONE | CANCELED | REJECTED (reference/trading.md §1.4)."""
+
+    PENDING = "PENDING"
+    WORKING = "WORKING"
+    DONE = "DONE"
+    CANCELED = "CANCELED"
+    REJECTED = "REJECTED"
+
+
+LIST_TERMINAL = frozenset({ListStatus.DONE, ListStatus.CANCELED, ListStatus.REJECTED})
+
+
+class ContingencyType(enum.IntEnum):
+    """FIX ContingencyType(1385): 1 OCO, 2 OTO, 3 OUO absolute, 4 OUO proportional."""
+
+    NONE = 0
+    OCO = 1
+    OTO = 2
+    OUO = 3
+    OUO_PROPORTIONAL = 4
+
+
+class ListKind(enum.StrEnum):
+    """The list shapes the manager runs; any other link structure is denied before submission."""
+
+    SINGLE = "SINGLE"  # one order
+    MULTI = "MULTI"  # independent legs, submitted all-or-nothing, instruments may differ
+    OCO = "OCO"  # two linked legs (a limit and a stop) on one side
+    OTO = "OTO"  # a parent that releases its children when it fills
+    BRACKET = "BRACKET"  # OTO entry + reduce-only OUO take-profit / stop-loss
+
+
+class Role(enum.StrEnum):
+    LEG = "LEG"
+    ENTRY = "ENTRY"
+    CHILD = "CHILD"  # a plain OTO child
+    TAKE_PROFIT = "TAKE_PROFIT"
+    STOP_LOSS = "STOP_LOSS"
+    EXIT = "EXIT"  # an emergency reduce-only market exit made by the manager
+
+
+EXIT_ROLES = frozenset({Role.TAKE_PROFIT, Role.STOP_LOSS, Role.EXIT})
+
+
+class OtoTrigger(enum.StrEnum):
+    PARTIAL = "partial"
+    FULL = "full"
+
+
+class PartialFillPolicy(enum.StrEnum):
+    """What an OCO leg's partial fill does to its siblings (three venue practices and a no-op)."""
+
+    CANCEL_SIBLINGS = "cancel_siblings"  # Nautilus, Binance
+    REDUCE_ABSOLUTE = "reduce_absolute"  # FIX OUO 3, T4
+    REDUCE_PROPORTIONAL = "reduce_proportional"  # FIX OUO 4
+    NONE = "none"  # CME Direct: only a full fill cancels
+
+
+class TradingState(enum.StrEnum):
+    """Nautilus: HALTED denies submit and modify (cancels pass); REDUCING denies added exposure."""
+
+    ACTIVE = "ACTIVE"
+    HALTED = "HALTED"
+    REDUCING = "REDUCING"
+
+    @classmethod
+    def coerce(cls, value: object) -> TradingState:
+        """Accept this enum, its name as a string, or another enum with the same member names
+        (e.g. the risk layer's own state), so the two layers need not share one class."""
+        return cls[str(getattr(value, "name", value)).upper()]
+
+
+class DenialCode(enum.StrEnum):
+    """Stable pre-submit denial codes (reference/trading.md §1.5); tests and logs key on them."""
+
+    INVALID_ORDER = "INVALID_ORDER"
+    UNKNOWN_INSTRUMENT = "UNKNOWN_INSTRUMENT"
+    ORDER_NOT_FOUND = "ORDER_NOT_FOUND"
+    ORDER_NOT_MODIFIABLE = "ORDER_NOT_MODIFIABLE"
+    INVALID_PRICE = "INVALID_PRICE"
+    INVALID_QUANTITY = "INVALID_QUANTITY"
+    QTY_BELOW_MIN = "QTY_BELOW_MIN"
+    NOTIONAL_BELOW_MIN = "NOTIONAL_BELOW_MIN"
+    NOTIONAL_EXCEEDS_MAX_PER_ORDER = "NOTIONAL_EXCEEDS_MAX_PER_ORDER"
+    NO_REFERENCE_PRICE = "NO_REFERENCE_PRICE"
+    GTD_EXPIRED = "GTD_EXPIRED"
+    STOP_LIMIT_SIDE = "STOP_LIMIT_SIDE"
+    OCO_PRICE_ORDER = "OCO_PRICE_ORDER"
+    OCO_SIDE_MISMATCH = "OCO_SIDE_MISMATCH"
+    BRACKET_PRICE_ORDER = "BRACKET_PRICE_ORDER"
+    DISTANCE_TOO_SMALL = "DISTANCE_TOO_SMALL"
+    UNEQUAL_LEG_QTY = "UNEQUAL_LEG_QTY"
+    CHILD_QTY_EXCEEDS_PARENT = "CHILD_QTY_EXCEEDS_PARENT"
+    CHILD_NOT_REDUCE_ONLY = "CHILD_NOT_REDUCE_ONLY"
+    CHILD_SIDE = "CHILD_SIDE"
+    BRACKET_QTY_LOCKED = "BRACKET_QTY_LOCKED"
+    BRACKET_SIDE_CONFLICT = "BRACKET_SIDE_CONFLICT"
+    MIXED_VENUE = "MIXED_VENUE"
+    MIXED_INSTRUMENT = "MIXED_INSTRUMENT"
+    MIXED_INSTRUMENT_POSITION_ID = "MIXED_INSTRUMENT_POSITION_ID"
+    ASYMMETRIC_LINK = "ASYMMETRIC_LINK"
+    CONTINGENCY_CYCLE = "CONTINGENCY_CYCLE"
+    UNSUPPORTED_LIST_SHAPE = "UNSUPPORTED_LIST_SHAPE"
+    TOO_MANY_OPEN_ORDERS = "TOO_MANY_OPEN_ORDERS"
+    REDUCE_ONLY_WOULD_INCREASE_POSITION = "REDUCE_ONLY_WOULD_INCREASE_POSITION"
+    TRADING_HALTED = "TRADING_HALTED"
+    TRADING_STATE_REDUCING = "TRADING_STATE_REDUCING"
+    RATE_LIMIT_EXCEEDED = "RATE_LIMIT_EXCEEDED"
+    ORDER_LIST_DENIED = "ORDER_LIST_DENIED"
+
+
+class OrderDenied(Exception):
+    """A command refused before any state change or venue I/O.
+
+    ``code`` is the rule that failed; for a list of more than one order ``list_code`` is
+    ``ORDER_LIST_DENIED``: the whole list is refused, no leg is submitted.
+    """
+
+    def __init__(self, code: DenialCode, message: str, order_id: str | None = None,
+                 list_code: DenialCode | None = None) -> None:
+        self.code = code
+        self.message = message
+        self.order_id = order_id
+        self.list_code = list_code
+        prefix = f"{list_code}: " if list_code else ""
+        where = f" (order {order_id})" if order_id else ""
+        super().__init__(f"{prefix}{code}{where}: {message}")
+
+
+@dataclass(frozen=True, slots=True)
+class Instrument:
+    """Venue filters for one symbol (Binance PRICE_FILTER, LOT_SIZE, MIN_NOTIONAL,
+    MAX_NUM_ORDERS)."""
+
+    symbol: str
+    tick: Decimal
+    step: Decimal
+    min_qty: Decimal | None = None  # defaults to one step
+    min_notional: Decimal = ZERO
+    max_notional: Decimal | None = None
+    max_open_orders: int = 200
+    venue: str = "PAPER"
+
+    def round_price(self, price: Decimal, side: Side) -> Decimal:
+        """Onto the tick grid, in the side's favour: a buy price rounds down, a sell price up.
+
+        For a limit that means never paying more or receiving less than asked; for a stop it
+        means triggering no later than asked (a sell stop rounds up, towards the market).
+        """
+        mode = ROUND_FLOOR if side is Side.BUY else ROUND_CEILING
+        return (price / self.tick).to_integral_value(mode) * self.tick
+
+    def round_qty(self, qty: Decimal) -> Decimal:
+        """Down to the step: never trade more than asked (reference/trading.md §1.5 rule 7)."""
+        return (qty / self.step).to_integral_value(ROUND_FLOOR) * self.step
+
+    @property
+    def minimum_qty(self) -> Decimal:
+        return self.step if self.min_qty is None else self.min_qty
+
+
+@dataclass(frozen=True, slots=True)
+class OrderSpec:
+    """What a caller asks for. ``id`` is optional (generated); ``parent`` and ``linked`` name other
+    specs of the same submission and define the contingency structure."""
+
+    instrument: str
+    side: Side
+    qty: Decimal | float | int | str
+    type: OrderType = OrderType.MARKET
+    price: Decimal | float | int | str | None = None
+    trigger_price: Decimal | float | int | str | None = None
+    reduce_only: bool = False
+    id: str | None = None
+    parent: str | None = None
+    linked: tuple[str, ...] = ()
+    contingency: ContingencyType = ContingencyType.NONE
+    venue: str | None = None
+    position_id: str | None = None
+    expire_ts: int | None = None
+
+
+@dataclass(slots=True)
+class Order:
+    """One order as the manager knows it. ``qty`` is the total size (leaves = qty - filled)."""
+
+    id: str
+    instrument: str
+    side: Side
+    type: OrderType
+    qty: Decimal
+    price: Decimal | None = None
+    trigger_price: Decimal | None = None
+    reduce_only: bool = False
+    status: OrderStatus = OrderStatus.INITIALIZED
+    filled_qty: Decimal = ZERO
+    avg_price: Decimal | None = None
+    parent_id: str | None = None
+    linked_ids: tuple[str, ...] = ()
+    list_id: str | None = None
+    contingency: ContingencyType = ContingencyType.NONE
+    role: Role = Role.LEG
+    venue: str = "PAPER"
+    position_id: str | None = None
+    expire_ts: int | None = None
+    planned_qty: Decimal | None = None  # an OTO child's size at a full parent fill
+    retry_of: str | None = None
+    reason: str | None = None
+    ts_init: int = 0
+    ts_last: int = 0
+
+    @property
+    def leaves(self) -> Decimal:
+        return self.qty - self.filled_qty
+
+    @property
+    def is_closed(self) -> bool:
+        return self.status in TERMINAL
+
+    @property
+    def is_working(self) -> bool:
+        return self.status in WORKING
+
+    def row(self) -> tuple:
+        return _ORDER_ROW(self)
+
+    @classmethod
+    def from_row(cls, row: tuple) -> Order:
+        return cls(*row)
+
+    def clone(self) -> Order:
+        return Order(*_ORDER_ROW(self))
+
+
+ORDER_FIELDS = ("id", "instrument", "side", "type", "qty", "price", "trigger_price",
+                "reduce_only", "status", "filled_qty", "avg_price", "parent_id", "linked_ids",
+                "list_id", "contingency", "role", "venue", "position_id", "expire_ts",
+                "planned_qty", "retry_of", "reason", "ts_init", "ts_last")
+_ORDER_ROW = attrgetter(*ORDER_FIELDS)
+
+
+@dataclass(slots=True)
+class OrderList:
+    """Orders submitted together and managed as one unit.
+
+    ``order_ids[0]`` is the entry/parent for BRACKET and OTO. ``reduced_qty`` is the part of a
+    bracket's position closed outside its own exits (external or other orders), allotted FIFO.
+    """
+
+    id: str
+    kind: ListKind
+    instrument: str
+    order_ids: tuple[str, ...]
+    status: ListStatus = ListStatus.PENDING
+    oto_trigger: OtoTrigger = OtoTrigger.PARTIAL
+    on_partial_fill: PartialFillPolicy = PartialFillPolicy.CANCEL_SIBLINGS
+    reduced_qty: Decimal = ZERO
+    cancel_requested: bool = False
+    rejected: bool = False
+    released: bool = False
+    ts_init: int = 0
+    ts_last: int = 0
+
+    @property
+    def is_closed(self) -> bool:
+        return self.status in LIST_TERMINAL
+
+    def row(self) -> tuple:
+        return _LIST_ROW(self)
+
+    @classmethod
+    def from_row(cls, row: tuple) -> OrderList:
+        return cls(*row)
+
+    def clone(self) -> OrderList:
+        return OrderList(*_LIST_ROW(self))
+
+
+LIST_FIELDS = ("id", "kind", "instrument", "order_ids", "status", "oto_trigger",
+               "on_partial_fill", "reduced_qty", "cancel_requested", "rejected", "released",
+               "ts_init", "ts_last")
+_LIST_ROW = attrgetter(*LIST_FIELDS)
+
+
+# --- venue events (what a venue or the paper exchange reports) -----------------------------------
+
+@dataclass(frozen=True, slots=True)
+class OrderAccepted:
+    order_id: str
+    ts: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OrderFilled:
+    """One execution. ``trade_id`` de-duplicates re-delivered fills (per order)."""
+
+    order_id: str
+    qty: Decimal
+    price: Decimal
+    ts: int | None = None
+    trade_id: str | None = None
+    fee: Decimal = ZERO
+    liquidity: str = "TAKER"
+
+
+@dataclass(frozen=True, slots=True)
+class OrderCanceled:
+    order_id: str
+    ts: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OrderExpired:
+    order_id: str
+    ts: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRejected:
+    order_id: str
+    reason: str = ""
+    ts: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PositionChanged:
+    """The venue's net position for an instrument, changed outside this manager (O8)."""
+
+    instrument: str
+    qty: Decimal
+    ts: int | None = None
+
+
+Event = (OrderAccepted | OrderFilled | OrderCanceled | OrderExpired | OrderRejected
+         | PositionChanged)
