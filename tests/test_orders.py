@@ -1033,6 +1033,9 @@ class OrderMachine(RuleBasedStateMachine):
                 assert self.config.oto_trigger.value == "full" or e.filled_qty == 0
         pos = self.m.positions.get(S, D(0))
         assert total[Side.BUY] == max(pos, D(0)) and total[Side.SELL] == max(-pos, D(0))
+        book = self.m._book  # the cached exposure that lets allotment skip the bracket loop
+        for symbol, brackets in book.brackets.items():
+            assert book.exposure[symbol] == sum(book.bracket_open(x) for x in brackets.values())
 
     @invariant()
     def nothing_reduce_only_works_on_a_flat_position(self):

@@ -24,6 +24,7 @@ from .orders import (
     Order,
     OrderList,
     OrderStatus,
+    Role,
     Side,
 )
 from .store import FillRow, OrderStore, Snapshot
@@ -72,6 +73,7 @@ class Book:
         self.live: dict[str, dict[str, Order]] = {}  # instrument -> non-terminal orders
         self.guards: dict[str, dict[str, Order]] = {}  # non-terminal reduce-only, not brackets
         self.brackets: dict[str, dict[str, OrderList]] = {}  # FIFO: live or still exposed
+        self.exposure: dict[str, Decimal] = {}  # instrument -> open qty of its indexed brackets
         self.txn: _Txn | None = None
         self.now = 0
 
@@ -89,11 +91,13 @@ class Book:
         self._reindex()
 
     def _reindex(self) -> None:
-        self.live, self.guards, self.brackets = {}, {}, {}
+        self.live, self.guards, self.brackets, self.exposure = {}, {}, {}, {}
         # creation order (FIFO allotment depends on it): generated ids grow in length, then text
         for lst in sorted(self.lists.values(), key=lambda x: (x.ts_init, len(x.id), x.id)):
             if lst.kind is ListKind.BRACKET:
                 self.brackets.setdefault(lst.instrument, {})[lst.id] = lst
+                self.exposure[lst.instrument] = (self.exposure.get(lst.instrument, ZERO)
+                                                 + self.bracket_open(lst))
         for o in self.orders.values():
             self._index(o)
 
@@ -159,6 +163,7 @@ class Book:
         self.touch_list(lst)
         if lst.kind is ListKind.BRACKET:
             self.brackets.setdefault(lst.instrument, {})[lst.id] = lst
+            self.exposure.setdefault(lst.instrument, ZERO)
 
     def set_status(self, o: Order, status: OrderStatus, reason: str | None = None) -> None:
         self.touch(o)
@@ -177,9 +182,17 @@ class Book:
             (o.avg_price * o.filled_qty + price * qty) / total)
         o.filled_qty = total
         self.move_position(o.instrument, qty * o.side.sign)
+        if self.lists[o.list_id].kind is ListKind.BRACKET:
+            self.exposure[o.instrument] += qty if o.role is Role.ENTRY else -qty
         self.txn.fills.append((o.id, trade_id, qty, price, fee, ts))
         if trade_id is not None:
             self.trade_keys.add((o.id, trade_id))
+
+    def reduce_bracket(self, lst: OrderList, qty: Decimal) -> None:
+        """Count ``qty`` of the bracket's position as closed outside its own exits."""
+        self.touch_list(lst)
+        lst.reduced_qty += qty
+        self.exposure[lst.instrument] -= qty
 
     def move_position(self, instrument: str, delta: Decimal) -> None:
         self.set_position(instrument, self.positions.get(instrument, ZERO) + delta)
@@ -251,8 +264,33 @@ class Book:
         orders = self.orders
         return [orders[i] for i in lst.order_ids]
 
-    def live_brackets(self, instrument: str) -> dict[str, OrderList]:
-        return self.brackets.get(instrument, {})
+    def bracket_open(self, lst: OrderList) -> Decimal:
+        """What a bracket still holds: entry filled - exit fills - reductions from outside."""
+        orders = self.orders
+        ids = lst.order_ids
+        exits = ZERO
+        for i in ids[1:]:
+            exits += orders[i].filled_qty
+        return orders[ids[0]].filled_qty - exits - lst.reduced_qty
 
     def bracket_side(self, lst: OrderList) -> Side:
         return self.orders[lst.order_ids[0]].side
+
+    def is_dead(self, lst: OrderList) -> bool:
+        """Closed and holding nothing: no longer part of the instrument's bracket exposure."""
+        return lst.is_closed and self.bracket_open(lst) <= 0
+
+    def unindex_bracket(self, lst: OrderList) -> None:
+        del self.brackets[lst.instrument][lst.id]
+        self.exposure[lst.instrument] -= self.bracket_open(lst)
+
+    def oldest_bracket(self, instrument: str) -> OrderList | None:
+        """The oldest bracket that is live or still exposed (dead ones in front are dropped).
+        Brackets of both sides never coexist, so its side is every exposed bracket's side."""
+        brackets = self.brackets.get(instrument)
+        while brackets:
+            lst = next(iter(brackets.values()))
+            if not self.is_dead(lst):
+                return lst
+            self.unindex_bracket(lst)
+        return None

@@ -39,12 +39,16 @@ from .orders import (
 
 
 def bracket_open(book: Book, lst: OrderList) -> Decimal:
-    orders = book.orders
-    ids = lst.order_ids
-    exits = ZERO
-    for i in ids[1:]:
-        exits += orders[i].filled_qty
-    return orders[ids[0]].filled_qty - exits - lst.reduced_qty
+    return book.bracket_open(lst)
+
+
+def _parent_died(book: Book, parent: Order, children: list[Order]) -> bool:
+    """A parent closed with nothing filled takes its children with it."""
+    if not (parent.is_closed and parent.filled_qty == 0):
+        return False
+    for c in children:
+        book.cancel(c, f"parent {parent.id} {parent.status.value.lower()} with nothing filled")
+    return True
 
 
 def _triggered(parent: Order, mode: OtoTrigger) -> bool:
@@ -65,8 +69,7 @@ def sync_bracket(book: Book, lst: OrderList) -> None:
     if open_qty < 0:
         # a racing exit fill closed more than this bracket held: with net positions the excess
         # closed another bracket's exposure, which the FIFO allotment then takes from it
-        book.touch_list(lst)
-        lst.reduced_qty += open_qty
+        book.reduce_bracket(lst, open_qty)
         open_qty = ZERO
     if entry.filled_qty > 0 and open_qty <= 0:
         for o in (entry, *exits):
@@ -90,11 +93,7 @@ def sync_bracket(book: Book, lst: OrderList) -> None:
 
 def _hold_or_release(book: Book, lst: OrderList, entry: Order, exits: list[Order],
                      open_qty: Decimal) -> None:
-    if lst.cancel_requested:
-        return
-    if entry.is_closed and entry.filled_qty == 0:
-        for c in exits:
-            book.cancel(c, f"parent {entry.id} {entry.status.value.lower()} with nothing filled")
+    if lst.cancel_requested or _parent_died(book, entry, exits):
         return
     if not _triggered(entry, lst.oto_trigger):
         for c in exits:  # held children follow the entry's size until released
@@ -166,11 +165,7 @@ def deny_children(book: Book, parent: Order, children: list[Order]) -> None:
 def sync_oto(book: Book, lst: OrderList) -> None:
     """Children are released when the parent triggers and grow with its fills (planned share)."""
     parent, *children = book.legs(lst)
-    if lst.cancel_requested:
-        return
-    if parent.is_closed and parent.filled_qty == 0:
-        for c in children:
-            book.cancel(c, f"parent {parent.id} {parent.status.value.lower()} with nothing filled")
+    if lst.cancel_requested or _parent_died(book, parent, children):
         return
     if not _triggered(parent, lst.oto_trigger):
         return
@@ -258,31 +253,30 @@ def cap_guards(book: Book, instrument: str) -> None:
 
 
 def _allot_brackets(book: Book, instrument: str, position: Decimal) -> None:
-    brackets = book.brackets.get(instrument)
-    if not brackets:
+    """Brackets may hold at most the position on their side; the excess is closed FIFO.
+
+    O(1) when nothing is in excess (the usual case: the cached exposure is compared with the
+    position), O(open brackets) otherwise.
+    """
+    oldest = book.oldest_bracket(instrument)
+    if oldest is None:
         return
-    exposed: list[tuple[OrderList, Decimal]] = []
-    total = ZERO
-    for lst in list(brackets.values()):
+    side = book.bracket_side(oldest)
+    cap = position * side.sign if position * side.sign > 0 else ZERO
+    excess = book.exposure[instrument] - cap
+    if excess <= 0:
+        return
+    for lst in list(book.brackets[instrument].values()):  # oldest exposure is closed first
+        if excess <= 0:
+            break
         open_qty = bracket_open(book, lst)
         if open_qty <= 0:
             if lst.is_closed:
-                del brackets[lst.id]
+                book.unindex_bracket(lst)
             continue
-        exposed.append((lst, open_qty))
-        total += open_qty
-    if not exposed:
-        return
-    side = book.bracket_side(exposed[0][0])
-    cap = position * side.sign if position * side.sign > 0 else ZERO
-    excess = total - cap
-    for lst, open_qty in exposed:  # FIFO: the oldest bracket's exposure is closed first
-        if excess <= 0:
-            break
         cut = min(open_qty, excess)
         excess -= cut
-        book.touch_list(lst)
-        lst.reduced_qty += cut
+        book.reduce_bracket(lst, cut)
         sync_bracket(book, lst)
 
 

@@ -36,6 +36,7 @@ from . import contingency as rules
 from .book import Book
 from .orders import (
     EXIT_ROLES,
+    TERMINAL,
     ContingencyType,
     DenialCode,
     Event,
@@ -228,14 +229,8 @@ class OrderManager:
     def bracket_sides(self, instrument: str) -> set[Side]:
         """Sides of brackets that are live or still hold a position. Opposite sides never
         coexist (denied at submit), so the oldest such bracket tells; dead ones are pruned."""
-        brackets = self._book.brackets.get(instrument)
-        while brackets:
-            lst = next(iter(brackets.values()))
-            if lst.is_closed and rules.bracket_open(self._book, lst) <= 0:
-                del brackets[lst.id]
-                continue
-            return {self._book.bracket_side(lst)}
-        return set()
+        oldest = self._book.oldest_bracket(instrument)
+        return set() if oldest is None else {self._book.bracket_side(oldest)}
 
     # --- market data -----------------------------------------------------------------------------
 
@@ -288,7 +283,7 @@ class OrderManager:
                       reduce_only=True, id=sl, parent=e, linked=(tp,),
                       contingency=ContingencyType.OUO),
         ]
-        return self._submit(lid, specs, None, oto_trigger, None, ref_price)
+        return self._submit(lid, specs, None, oto_trigger, None, ref_price, ListKind.BRACKET)
 
     def submit_oco(self, instrument: str, side: Side | str, qty: Decimal | float | str, *,
                    take_profit: Decimal | float | str, stop_loss: Decimal | float | str,
@@ -308,7 +303,7 @@ class OrderManager:
                       else OrderType.STOP_MARKET, price=stop_limit, trigger_price=stop_loss,
                       reduce_only=reduce_only, id=sl, linked=(tp,), contingency=c),
         ]
-        return self._submit(lid, specs, None, None, policy, ref_price)
+        return self._submit(lid, specs, None, None, policy, ref_price, ListKind.OCO)
 
     def submit_oto(self, parent: OrderSpec, children: Sequence[OrderSpec], *,
                    oto_trigger: str | None = None) -> OrderList:
@@ -323,14 +318,15 @@ class OrderManager:
 
     def _submit(self, lid: str, specs: Sequence[OrderSpec], new_id: Callable[[], str] | None,
                 oto_trigger: str | None, on_partial_fill: str | None,
-                ref_price: Decimal | float | str | None) -> OrderList:
+                ref_price: Decimal | float | str | None,
+                built: ListKind | None = None) -> OrderList:
         list_code = D.ORDER_LIST_DENIED if len(specs) > 1 else None
         if self._state is TradingState.HALTED:
             raise OrderDenied(D.TRADING_HALTED, "trading state HALTED: submits are denied",
                               list_code=list_code)
         now = self.clock()
         ref = None if ref_price is None else to_decimal(ref_price)
-        kind, orders = plan_list(specs, self, new_id or _no_ids, now, ref)
+        kind, orders = plan_list(specs, self, new_id or _no_ids, now, ref, built)
         trigger = OtoTrigger(oto_trigger or self.config.oto_trigger)
         policy = self._policy(kind, orders, on_partial_fill)
         if not self._submits.allow(now):
@@ -457,7 +453,8 @@ class OrderManager:
                     book.modify(s)
         elif lst.kind is ListKind.OTO and o.role is Role.ENTRY:
             rules.sync_oto(book, lst)
-        rules.reconcile(book, o.instrument)
+        if qty_changed:  # prices never change what reduce-only orders may hold
+            rules.reconcile(book, o.instrument)
         return o
 
     def cancel(self, order_id: str) -> None:
@@ -700,8 +697,9 @@ def _settle(book: Book, lst: OrderList) -> None:
     if lst.is_closed:
         return
     legs = book.legs(lst)
-    if not all(o.is_closed for o in legs):
-        return
+    for o in legs:
+        if o.status not in TERMINAL:
+            return
     traded = any(o.filled_qty > 0 for o in legs)
     status = (ListStatus.REJECTED if lst.rejected and not traded
               else ListStatus.CANCELED if lst.cancel_requested or not traded

@@ -15,7 +15,7 @@ from typing import Protocol
 from .orders import Order, OrderType, Side
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SubmitOrder:
     order_id: str
     instrument: str
@@ -37,7 +37,7 @@ class SubmitOrder:
                    order.expire_ts, ts)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ModifyOrder:
     order_id: str
     instrument: str
@@ -51,7 +51,7 @@ class ModifyOrder:
         return cls(order.id, order.instrument, order.qty, order.price, order.trigger_price, ts)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CancelOrder:
     order_id: str
     instrument: str
