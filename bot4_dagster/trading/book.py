@@ -261,8 +261,7 @@ class Book:
     # --- queries ---------------------------------------------------------------------------------
 
     def legs(self, lst: OrderList) -> list[Order]:
-        orders = self.orders
-        return [orders[i] for i in lst.order_ids]
+        return list(map(self.orders.__getitem__, lst.order_ids))
 
     def bracket_open(self, lst: OrderList) -> Decimal:
         """What a bracket still holds: entry filled - exit fills - reductions from outside."""

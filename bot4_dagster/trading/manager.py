@@ -37,6 +37,7 @@ from .book import Book
 from .orders import (
     EXIT_ROLES,
     TERMINAL,
+    ZERO,
     ContingencyType,
     DenialCode,
     Event,
@@ -215,10 +216,10 @@ class OrderManager:
 
     def spread(self, instrument: str) -> Decimal:
         quote = self._quotes.get(instrument)
-        return Decimal(0) if quote is None else quote[1] - quote[0]
+        return ZERO if quote is None else quote[1] - quote[0]
 
     def position(self, instrument: str) -> Decimal:
-        return self._book.positions.get(instrument, Decimal(0))
+        return self._book.positions.get(instrument, ZERO)
 
     def open_order_count(self, instrument: str) -> int:
         return len(self._book.live.get(instrument, ()))
@@ -226,11 +227,11 @@ class OrderManager:
     def has_order(self, order_id: str) -> bool:
         return order_id in self._book.orders
 
-    def bracket_sides(self, instrument: str) -> set[Side]:
-        """Sides of brackets that are live or still hold a position. Opposite sides never
-        coexist (denied at submit), so the oldest such bracket tells; dead ones are pruned."""
+    def bracket_side(self, instrument: str) -> Side | None:
+        """The side of the instrument's live or still exposed brackets (None: there are none).
+        Opposite sides never coexist: a bracket against them is denied at submit."""
         oldest = self._book.oldest_bracket(instrument)
-        return set() if oldest is None else {self._book.bracket_side(oldest)}
+        return None if oldest is None else self._book.bracket_side(oldest)
 
     # --- market data -----------------------------------------------------------------------------
 
@@ -696,10 +697,11 @@ def _settle(book: Book, lst: OrderList) -> None:
     """A list's status follows its legs: closed when every leg is closed."""
     if lst.is_closed:
         return
-    legs = book.legs(lst)
-    for o in legs:
-        if o.status not in TERMINAL:
+    orders = book.orders
+    for i in lst.order_ids:
+        if orders[i].status not in TERMINAL:
             return
+    legs = book.legs(lst)
     traded = any(o.filled_qty > 0 for o in legs)
     status = (ListStatus.REJECTED if lst.rejected and not traded
               else ListStatus.CANCELED if lst.cancel_requested or not traded

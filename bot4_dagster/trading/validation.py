@@ -51,7 +51,7 @@ class Context(Protocol):
 
     def has_order(self, order_id: str) -> bool: ...
 
-    def bracket_sides(self, instrument: str) -> set[Side]: ...
+    def bracket_side(self, instrument: str) -> Side | None: ...
 
 
 def deny(code: DenialCode, message: str, order_id: str | None = None) -> OrderDenied:
@@ -323,9 +323,9 @@ def _bracket_rules(orders: list[Order], ctx: Context, ref_override: Decimal | No
     e = entry_reference(entry, ctx, ref_override)
     check_bracket_prices(entry.side, e, tp.price, sl.trigger_price,
                          min_distance(ctx, entry.instrument), entry.id)
-    sides = ctx.bracket_sides(entry.instrument)
+    side = ctx.bracket_side(entry.instrument)
     position = ctx.position(entry.instrument)
-    if entry.side.opposite in sides or position * entry.side.sign < 0:
+    if (side is not None and side is not entry.side) or position * entry.side.sign < 0:
         raise deny(D.BRACKET_SIDE_CONFLICT, "net positions: a bracket cannot run against an "
                    "opposite bracket or position on the same instrument", entry.id)
 
