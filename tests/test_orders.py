@@ -267,6 +267,20 @@ def test_o7_modifying_a_held_take_profit_is_local_and_cascades():
     assert denied.value.code is DenialCode.BRACKET_QTY_LOCKED
 
 
+def test_o7_a_held_exit_cannot_resize_an_entry_being_canceled():
+    """Found by a long state-machine run: the entry's new size never reached the venue, so a fill
+    of the old size left the entry PENDING_CANCEL while the venue had closed it."""
+    m, _ = make()
+    e, tp, sl = legs(m, bracket(m, "1"))
+    m.cancel(e.id)
+    with pytest.raises(OrderDenied) as denied:
+        m.modify(sl.id, qty="1.5")
+    assert denied.value.code is DenialCode.ORDER_NOT_MODIFIABLE
+    assert (e.qty, sl.qty, e.status) == (D(1), D(1), OrderStatus.PENDING_CANCEL)
+    m.on_fill(e.id, "1", 10000)  # the fill racing the cancel is honoured and protected
+    assert e.status is OrderStatus.FILLED and {sl.status, tp.status} == {OrderStatus.PENDING}
+
+
 def test_o7_modify_keeps_bracket_ordering():
     m, _ = make()
     _, tp, _ = legs(m, bracket(m, entry_price=9900))

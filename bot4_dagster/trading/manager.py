@@ -398,6 +398,9 @@ class OrderManager:
             if lst.released or entry.filled_qty > 0:
                 raise OrderDenied(D.BRACKET_QTY_LOCKED, "exits are sized by the open position; "
                                   "trade the position to change them", o.id)
+            if not entry.is_working:  # resizing a held exit resizes the entry at the venue
+                raise OrderDenied(D.ORDER_NOT_MODIFIABLE, f"the bracket's entry {entry.id} is "
+                                  f"{entry.status}", o.id)
             ref = entry.price or entry.trigger_price or self.ref_price(o.instrument)
             if ref is not None:
                 check_notional(self.instruments[o.instrument], q, ref, False, entry.id)
