@@ -16,6 +16,8 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 import pandas as pd
 import pytest
 from conftest import FTX, TRADES
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from bot4_dagster.trading.manager import OrderManager
 from bot4_dagster.trading.orders import (
@@ -28,6 +30,7 @@ from bot4_dagster.trading.orders import (
     OrderExpired,
     OrderFilled,
     OrderRejected,
+    OrderStatus,
     OrderType,
     Side,
 )
@@ -178,6 +181,19 @@ def test_submit_is_idempotent_cancel_and_modify_apply():
     assert x.events() == [OrderAccepted("c", 1 * MS), OrderCanceled("c", 1 * MS)]
 
 
+def test_fills_report_leaves_and_a_modify_to_what_traded_completes_the_order():
+    x = exchange()
+    prints(x, (0, 10000, 1))
+    x.submit(req("b", "BUY", OrderType.LIMIT, "1", price=9990))
+    x.events()
+    [filled] = prints(x, (1, 9980, "0.4"))
+    assert (filled.qty, filled.leaves) == (D("0.4"), D("0.6"))
+    x.modify(ModifyOrder("b", S, D("0.4"), D(9990), None, 0))  # e.g. capped to a position
+    assert x.working(S) == [] and x.events() == []
+    x.modify(ModifyOrder("b", S, D(1), D(9990), None, 0))  # finished: nothing to modify
+    assert x.working(S) == [] and not prints(x, (2, 9000, 5))
+
+
 def test_good_till_date_orders_expire():
     x = exchange()
     prints(x, (0, 10000, 1))
@@ -214,12 +230,7 @@ def test_bar_rules_market_open_stop_gap_limit_through_and_worst_case_same_bar():
     assert fills(bar(x, 4, 9300, 9400, 9200, 9350)) == [("gap", D(1), D(9300), "TAKER")]
 
 
-# --- the real tape -------------------------------------------------------------------------------
-
-BINANCE = Instrument(S, tick=D("0.01"), step=D("0.001"), min_notional=D(5))
-FEES = FeeModel(D(2), D(4))
-SLIP = SlippageModel(D("0.5"))
-
+# --- the manager on the exchange: races inside one print --------------------------------------------
 
 class TapeClock:
     def __init__(self) -> None:
@@ -227,6 +238,112 @@ class TapeClock:
 
     def __call__(self) -> int:
         return self.now
+
+
+def on_exchange(**kw):
+    x = exchange(**kw)
+    clock = TapeClock()
+    m = OrderManager(x, [BTC], clock=clock)
+    m.on_price(S, 10000)
+    return x, m, clock
+
+
+def tape(x, m, clock, *rows) -> None:
+    for ms, price, amount in rows:
+        clock.now = ms * MS
+        x.on_trade(S, Trade(ms * MS, D(str(price)), D(str(amount)), Side.BUY, f"t{ms}"))
+        pump(x, m)
+        m.on_price(S, D(str(price)))
+
+
+def in_step(x, m) -> None:
+    """The book and the exchange agree, and every bracket's working exits cover its position."""
+    position = x.position(S)
+    assert m.positions.get(S, D(0)) == position
+    assert {o.id for o in m.orders.values() if o.status in WORKING} == set(x.working(S))
+    for lst in m.lists.values():
+        if lst.kind.value == "BRACKET":
+            open_qty = m.bracket_open_qty(lst.id)
+            assert open_qty >= 0
+            assert all(o.leaves == open_qty for o in m.list_orders(lst.id)[1:]
+                       if o.status in WORKING)
+    for o in m.orders.values():
+        if o.reduce_only and o.status in WORKING:
+            assert position * o.side.sign < 0 and o.leaves <= abs(position)
+
+
+def test_a_stop_filled_before_its_upsize_arrived_is_replaced():
+    """One print fills the rest of the entry and triggers the stop at its old size: the upsize
+    reaches an order the exchange has finished, so the stop's side is placed again."""
+    x, m, clock = on_exchange(slippage=SlippageModel(D(0)))
+    lst = m.submit_bracket(S, "SELL", "0.002", take_profit=9995, stop_loss=10005)
+    tape(x, m, clock, (1, 10000, "0.001"))  # half the entry: exits released at 0.001
+    tape(x, m, clock, (2, 10005, "0.002"))  # the rest of the entry, and the stop at 0.001
+    _, tp, sl, retry = m.list_orders(lst.id)
+    assert (sl.status, sl.qty, sl.filled_qty) == (OrderStatus.FILLED, D("0.001"), D("0.001"))
+    assert retry.retry_of == sl.id and retry.leaves == tp.leaves == D("0.001")
+    in_step(x, m)
+    tape(x, m, clock, (3, 10006, 1))
+    assert x.position(S) == 0 and m.lists[lst.id].status.value == "DONE"
+    in_step(x, m)
+
+
+_STEP = st.one_of(
+    st.tuples(st.just("print"), st.integers(-30, 30), st.integers(1, 40)),
+    st.tuples(st.just("bracket"), st.booleans(), st.booleans(), st.integers(1, 30),
+              st.integers(5, 60)),
+    st.tuples(st.just("oco"), st.integers(5, 60), st.sampled_from(
+        ["cancel_siblings", "reduce_absolute", "reduce_proportional", "none"])),
+    st.tuples(st.just("cancel"), st.integers(0, 50)),
+    st.tuples(st.just("modify"), st.integers(0, 50), st.integers(-20, 20)),
+)
+
+
+@settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(steps=st.lists(_STEP, min_size=5, max_size=80), trigger=st.sampled_from(["partial", "full"]))
+def test_random_tapes_keep_the_book_and_the_exchange_in_step(steps, trigger):
+    """Random walks of prints with brackets, protective OCOs, cancels and re-prices: several of
+    our orders trade on one print before the manager hears of any, as on a real venue."""
+    x = exchange()
+    clock = TapeClock()
+    m = OrderManager(x, [BTC], clock=clock, oto_trigger=trigger)
+    price, ms = D(10000), 0
+    m.on_price(S, price)
+    for kind, *args in steps:
+        try:
+            if kind == "print":
+                price, ms = max(D(100), price + args[0]), ms + 1
+                tape(x, m, clock, (ms, price, args[1] * BTC.step))
+            elif kind == "bracket":
+                side = Side.BUY if args[0] else Side.SELL
+                d = D(args[3])
+                entry = price - side.sign * d / 2 if args[1] else None
+                e = price if entry is None else entry
+                m.submit_bracket(S, side, args[2] * BTC.step, entry_price=entry,
+                                 take_profit=e + side.sign * d, stop_loss=e - side.sign * d)
+            elif kind == "oco" and (position := m.positions.get(S, D(0))):
+                side = Side.SELL if position > 0 else Side.BUY
+                d = -side.sign * D(args[0])
+                m.submit_oco(S, side, abs(position), take_profit=price + d, stop_loss=price - d,
+                             on_partial_fill=args[1])
+            elif kind == "cancel" and (live := sorted(i for i, x_ in m.lists.items()
+                                                      if not x_.is_closed)):
+                m.cancel_list(live[args[0] % len(live)])
+            elif kind == "modify" and (priced := sorted(
+                    i for i, o in m.orders.items() if o.status in WORKING and o.price)):
+                o = m.orders[priced[args[0] % len(priced)]]
+                m.modify(o.id, price=o.price + args[1] * BTC.tick)
+        except OrderDenied:
+            pass
+        pump(x, m)
+        in_step(x, m)
+
+
+# --- the real tape -------------------------------------------------------------------------------
+
+BINANCE = Instrument(S, tick=D("0.01"), step=D("0.001"), min_notional=D(5))
+FEES = FeeModel(D(2), D(4))
+SLIP = SlippageModel(D("0.5"))
 
 
 def _place(m, tape_window, t, n, clock) -> None:

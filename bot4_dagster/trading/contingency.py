@@ -12,7 +12,8 @@ arrive faster than modify acknowledgements (Nautilus #3435), and it makes the in
   remainder is cancelled, because a later entry fill would open a position whose exits are gone.
   A fill that races that cancel is honoured and flattened by a reduce-only market EXIT.
 - An exit rejected or cancelled by the venue while the bracket holds a position is re-submitted
-  once; if that fails too, the bracket is flattened at market (Freqtrade ``emergency_exit``).
+  once; if that fails too, the bracket is flattened at market (Freqtrade ``emergency_exit``). An
+  exit the venue finished at its old size while an upsize was in flight counts as lost too.
 - Outside position changes are allotted to brackets FIFO (oldest first), their exits downsized,
   and reduce-only orders outside brackets are capped at the position or cancelled when flat. An
   exit fill beyond its own bracket's holding (a race on a net position) counts as such a change.

@@ -507,10 +507,13 @@ class OrderManager:
 
     def on_fill(self, order_id: str, qty: Decimal | float | str, price: Decimal | float | str,
                 ts: int | None = None, trade_id: str | None = None,
-                fee: Decimal | float | str = 0, liquidity: str = "TAKER") -> None:
-        """A partial or full fill (the status follows from the cumulative quantity)."""
+                fee: Decimal | float | str = 0, liquidity: str = "TAKER",
+                leaves: Decimal | float | str | None = None) -> None:
+        """A partial or full fill (the status follows from the cumulative quantity, or from the
+        venue's ``leaves`` when it reports them)."""
         self.apply(OrderFilled(order_id, to_decimal(qty), to_decimal(price), ts, trade_id,
-                               to_decimal(fee), liquidity))
+                               to_decimal(fee), liquidity,
+                               None if leaves is None else to_decimal(leaves)))
 
     def on_canceled(self, order_id: str, ts: int | None = None) -> None:
         self.apply(OrderCanceled(order_id, ts))
@@ -563,8 +566,11 @@ class OrderManager:
         book = self._book
         book.add_fill(o, ev.qty, ev.price, ev.fee, ev.trade_id,
                       ev.ts if ev.ts is not None else book.now)
-        if o.filled_qty >= o.qty:
-            o.qty = o.filled_qty  # an overfill (a venue that had not applied a downsize) is real
+        # the venue completed the order at the size it had: an upsize still in flight never
+        # reached it (it arrives for an order the venue no longer has)
+        cut_short = ev.leaves is not None and ev.leaves <= 0 and o.filled_qty < o.qty
+        if o.filled_qty >= o.qty or cut_short:
+            o.qty = o.filled_qty  # also an overfill (a venue that had not applied a downsize)
             book.set_status(o, OrderStatus.FILLED)
         elif o.status in (OrderStatus.PENDING, OrderStatus.ACCEPTED):
             book.set_status(o, OrderStatus.PARTIALLY_FILLED)
@@ -572,6 +578,8 @@ class OrderManager:
         if not lst.is_closed:
             self._working(lst)
             if lst.kind is ListKind.BRACKET:
+                if cut_short and o.role is not Role.ENTRY:
+                    rules.lost_exit(book, lst, o)  # its side of the bracket is re-placed
                 rules.sync_bracket(book, lst)
             elif lst.kind is ListKind.OCO:
                 rules.oco_fill(book, lst, o, ev.qty)

@@ -374,7 +374,9 @@ class OrderAccepted:
 
 @dataclass(slots=True)
 class OrderFilled:
-    """One execution. ``trade_id`` de-duplicates re-delivered fills (per order)."""
+    """One execution. ``trade_id`` de-duplicates re-delivered fills (per order). ``leaves`` is
+    the venue's open quantity after this fill (FIX LeavesQty 151), when the venue reports it:
+    0 tells the manager the order is complete at the venue even if a resize is still in flight."""
 
     order_id: str
     qty: Decimal
@@ -383,6 +385,7 @@ class OrderFilled:
     trade_id: str | None = None
     fee: Decimal = ZERO
     liquidity: str = "TAKER"
+    leaves: Decimal | None = None
 
 
 @dataclass(slots=True)

@@ -194,8 +194,15 @@ class PaperExchange:
         self._events.append(OrderAccepted(req.order_id, m.now))
 
     def modify(self, req: ModifyOrder) -> None:
-        w = self._markets[req.instrument].orders.get(req.order_id)
-        if w is not None and req.qty > w.filled:
+        """Absolute values; a size at or below what already traded completes the order (the
+        fills that made it are already reported). Unknown or finished orders: nothing to do."""
+        orders = self._markets[req.instrument].orders
+        w = orders.get(req.order_id)
+        if w is None:
+            return
+        if req.qty <= w.filled:
+            del orders[req.order_id]
+        else:
             w.qty, w.price, w.trigger = req.qty, req.price, req.trigger_price
 
     def cancel(self, req: CancelOrder) -> None:
@@ -305,7 +312,7 @@ class PaperExchange:
                                source.price if is_trade else print_price or source.open,
                                source.aggressor if is_trade else None))
         self._events.append(OrderFilled(w.req.order_id, qty, price, source.ts, trade_id, fee,
-                                        "MAKER" if maker else "TAKER"))
+                                        "MAKER" if maker else "TAKER", w.leaves))
         if w.leaves <= 0:
             del m.orders[w.req.order_id]
         return available - qty
