@@ -290,6 +290,7 @@ def test_a_stop_filled_before_its_upsize_arrived_is_replaced():
 
 _STEP = st.one_of(
     st.tuples(st.just("print"), st.integers(-30, 30), st.integers(1, 40)),
+    st.tuples(st.just("bar"), st.integers(-30, 30), st.integers(0, 40), st.integers(0, 40)),
     st.tuples(st.just("bracket"), st.booleans(), st.booleans(), st.integers(1, 30),
               st.integers(5, 60)),
     st.tuples(st.just("oco"), st.integers(5, 60), st.sampled_from(
@@ -302,8 +303,9 @@ _STEP = st.one_of(
 @settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(steps=st.lists(_STEP, min_size=5, max_size=80), trigger=st.sampled_from(["partial", "full"]))
 def test_random_tapes_keep_the_book_and_the_exchange_in_step(steps, trigger):
-    """Random walks of prints with brackets, protective OCOs, cancels and re-prices: several of
-    our orders trade on one print before the manager hears of any, as on a real venue."""
+    """Random walks of prints and bars with brackets, protective OCOs, cancels and re-prices:
+    several of our orders trade on one print or bar before the manager hears of any, as on a
+    real venue."""
     x = exchange()
     clock = TapeClock()
     m = OrderManager(x, [BTC], clock=clock, oto_trigger=trigger)
@@ -314,6 +316,14 @@ def test_random_tapes_keep_the_book_and_the_exchange_in_step(steps, trigger):
             if kind == "print":
                 price, ms = max(D(100), price + args[0]), ms + 1
                 tape(x, m, clock, (ms, price, args[1] * BTC.step))
+            elif kind == "bar":
+                close, ms = max(D(100), price + args[0]), ms + 1
+                high, low = max(price, close) + args[1], max(D(50), min(price, close) - args[2])
+                clock.now = ms * MS
+                x.on_bar(S, Bar(ms * MS, price, high, low, close))
+                price = close
+                pump(x, m)
+                m.on_price(S, price)
             elif kind == "bracket":
                 side = Side.BUY if args[0] else Side.SELL
                 d = D(args[3])
