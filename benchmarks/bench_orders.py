@@ -45,7 +45,7 @@ class SteppingClock:
         return self.now
 
 
-class Book:
+class SteadyBook:
     """A manager on a recording venue, holding ``OPEN_BRACKETS`` filled, protected brackets."""
 
     def __init__(self, store=None) -> None:
@@ -95,7 +95,7 @@ def _calls() -> int:
     return max(50, int(3_000 * bench_scale()))
 
 
-def _operations(b: Book) -> dict[str, tuple]:
+def _operations(b: SteadyBook) -> dict[str, tuple]:
     m = b.m
     limit = OrderSpec(S, Side.BUY, QTY, OrderType.LIMIT, price=Decimal(49500))
     modify_target = m.submit_order(limit).order_ids[0]
@@ -163,7 +163,7 @@ def _measure(report: Report, name: str, timing: Timing, notes: str, unit: str = 
 
 
 def _bench_memory(report: Report) -> None:
-    b = Book()
+    b = SteadyBook()
     for name, (op, setup, teardown, notes) in _operations(b).items():
         if not report.wants(name, GROUP):
             continue
@@ -180,7 +180,7 @@ def _bench_durable(report: Report) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             store = SQLiteStore(f"{tmp}/orders.sqlite", synchronous=sync)
             try:
-                b = Book(store)
+                b = SteadyBook(store)
                 op, setup, teardown, _ = _operations(b)["submit_bracket"]
                 per_call(op, setup, teardown, 50)
                 n = _calls() if sync == "NORMAL" else max(50, _calls() // 10)

@@ -25,7 +25,6 @@ from decimal import Decimal
 
 from .book import Book
 from .orders import (
-    EXIT_ROLES,
     WORKING,
     ZERO,
     ListKind,
@@ -37,10 +36,6 @@ from .orders import (
     PartialFillPolicy,
     Role,
 )
-
-
-def bracket_open(book: Book, lst: OrderList) -> Decimal:
-    return book.bracket_open(lst)
 
 
 def _parent_died(book: Book, parent: Order, children: list[Order]) -> bool:
@@ -66,7 +61,7 @@ def sync_bracket(book: Book, lst: OrderList) -> None:
     orders = book.orders
     entry = orders[lst.order_ids[0]]
     exits = [orders[i] for i in lst.order_ids[1:]]
-    open_qty = bracket_open(book, lst)
+    open_qty = book.bracket_open(lst)
     if open_qty < 0:
         # a racing exit fill closed more than this bracket held: with net positions the excess
         # closed another bracket's exposure, which the FIFO allotment then takes from it
@@ -126,7 +121,7 @@ def add_exit(book: Book, lst: OrderList, qty: Decimal, reason: str) -> Order:
 
 def lost_exit(book: Book, lst: OrderList, x: Order) -> None:
     """An exit the venue rejected or cancelled on its own: retry once, then flatten."""
-    open_qty = bracket_open(book, lst)
+    open_qty = book.bracket_open(lst)
     if open_qty <= 0 or lst.cancel_requested or not lst.released:
         return
     if x.role is not Role.EXIT and x.retry_of is None:
@@ -270,7 +265,7 @@ def _allot_brackets(book: Book, instrument: str, position: Decimal) -> None:
     for lst in list(book.brackets[instrument].values()):  # oldest exposure is closed first
         if excess <= 0:
             break
-        open_qty = bracket_open(book, lst)
+        open_qty = book.bracket_open(lst)
         if open_qty <= 0:
             if lst.is_closed:
                 book.unindex_bracket(lst)
@@ -287,6 +282,3 @@ def sync(book: Book, lst: OrderList) -> None:
     elif lst.kind is ListKind.OTO:
         sync_oto(book, lst)
 
-
-def is_exit(o: Order) -> bool:
-    return o.role in EXIT_ROLES

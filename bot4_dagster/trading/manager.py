@@ -203,7 +203,7 @@ class OrderManager:
 
     def bracket_open_qty(self, list_id: str) -> Decimal:
         """What a bracket still holds: entry filled - exit fills - reductions from outside."""
-        return rules.bracket_open(self._book, self._book.lists[list_id])
+        return self._book.bracket_open(self._book.lists[list_id])
 
     # --- validation context ----------------------------------------------------------------------
 

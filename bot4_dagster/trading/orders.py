@@ -13,7 +13,7 @@ more per object, a measurable share of the 20 µs order-path budget.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from operator import attrgetter
 
@@ -147,8 +147,7 @@ class TradingState(enum.StrEnum):
 
     @classmethod
     def coerce(cls, value: object) -> TradingState:
-        """Accept this enum, its name as a string, or another enum with the same member names
-        (e.g. the risk layer's own state), so the two layers need not share one class."""
+        """Accept this enum or its name in any case ("reducing")."""
         return cls[str(getattr(value, "name", value)).upper()]
 
 
@@ -304,21 +303,19 @@ class Order:
         return self.status in WORKING
 
     def row(self) -> tuple:
+        """The fields in declaration order, as the store keeps them."""
         return _ORDER_ROW(self)
 
     @classmethod
     def from_row(cls, row: tuple) -> Order:
         return cls(*row)
 
-    def clone(self) -> Order:
-        return Order(*_ORDER_ROW(self))
+
+def _row_getter(cls: type) -> attrgetter:
+    return attrgetter(*(f.name for f in fields(cls)))
 
 
-ORDER_FIELDS = ("id", "instrument", "side", "type", "qty", "price", "trigger_price",
-                "reduce_only", "status", "filled_qty", "avg_price", "parent_id", "linked_ids",
-                "list_id", "contingency", "role", "venue", "position_id", "expire_ts",
-                "planned_qty", "retry_of", "reason", "ts_init", "ts_last")
-_ORDER_ROW = attrgetter(*ORDER_FIELDS)
+_ORDER_ROW = _row_getter(Order)
 
 
 @dataclass(slots=True)
@@ -348,20 +345,15 @@ class OrderList:
         return self.status in LIST_TERMINAL
 
     def row(self) -> tuple:
+        """The fields in declaration order, as the store keeps them."""
         return _LIST_ROW(self)
 
     @classmethod
     def from_row(cls, row: tuple) -> OrderList:
         return cls(*row)
 
-    def clone(self) -> OrderList:
-        return OrderList(*_LIST_ROW(self))
 
-
-LIST_FIELDS = ("id", "kind", "instrument", "order_ids", "status", "oto_trigger",
-               "on_partial_fill", "reduced_qty", "cancel_requested", "rejected", "released",
-               "ts_init", "ts_last")
-_LIST_ROW = attrgetter(*LIST_FIELDS)
+_LIST_ROW = _row_getter(OrderList)
 
 
 # --- venue events (what a venue or the paper exchange reports) -----------------------------------

@@ -19,7 +19,7 @@ import fcntl
 import json
 import sqlite3
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from decimal import Decimal
 from pathlib import Path
 from typing import Protocol
@@ -28,6 +28,8 @@ from .orders import (
     ContingencyType,
     ListKind,
     ListStatus,
+    Order,
+    OrderList,
     OrderStatus,
     OrderType,
     OtoTrigger,
@@ -61,8 +63,6 @@ class OrderStore(Protocol):
 
 class MemoryStore:
     """The hot-path store: rows kept in dicts (rows are immutable tuples, so no copies)."""
-
-    durable = False
 
     def __init__(self) -> None:
         self._snapshot = Snapshot()
@@ -110,28 +110,37 @@ _IDS = (lambda v: json.dumps(list(v))), (lambda v: tuple(json.loads(v)))
 _BOOL = (lambda v: int(v)), (lambda v: bool(v))
 _DEC = _dec, _undec
 
-ORDER_COLUMNS: tuple[tuple[str, str, tuple[Callable, Callable]], ...] = (
-    ("id", "TEXT PRIMARY KEY", _ident()), ("instrument", "TEXT", _ident()),
-    ("side", "TEXT", _enum(Side)), ("type", "TEXT", _enum(OrderType)),
-    ("qty", "TEXT", _DEC), ("price", "TEXT", _DEC), ("trigger_price", "TEXT", _DEC),
-    ("reduce_only", "INTEGER", _BOOL), ("status", "TEXT", _enum(OrderStatus)),
-    ("filled_qty", "TEXT", _DEC), ("avg_price", "TEXT", _DEC), ("parent_id", "TEXT", _ident()),
-    ("linked_ids", "TEXT", _IDS), ("list_id", "TEXT", _ident()),
-    ("contingency", "INTEGER", _enum(ContingencyType)), ("role", "TEXT", _enum(Role)),
-    ("venue", "TEXT", _ident()), ("position_id", "TEXT", _ident()),
-    ("expire_ts", "INTEGER", _ident()), ("planned_qty", "TEXT", _DEC),
-    ("retry_of", "TEXT", _ident()), ("reason", "TEXT", _ident()),
-    ("ts_init", "INTEGER", _ident()), ("ts_last", "INTEGER", _ident()),
-)
-LIST_COLUMNS: tuple[tuple[str, str, tuple[Callable, Callable]], ...] = (
-    ("id", "TEXT PRIMARY KEY", _ident()), ("kind", "TEXT", _enum(ListKind)),
-    ("instrument", "TEXT", _ident()), ("order_ids", "TEXT", _IDS),
-    ("status", "TEXT", _enum(ListStatus)), ("oto_trigger", "TEXT", _enum(OtoTrigger)),
-    ("on_partial_fill", "TEXT", _enum(PartialFillPolicy)), ("reduced_qty", "TEXT", _DEC),
-    ("cancel_requested", "INTEGER", _BOOL), ("rejected", "INTEGER", _BOOL),
-    ("released", "INTEGER", _BOOL), ("ts_init", "INTEGER", _ident()),
-    ("ts_last", "INTEGER", _ident()),
-)
+_ORDER_TYPES = {
+    "id": ("TEXT PRIMARY KEY", _ident()), "instrument": ("TEXT", _ident()),
+    "side": ("TEXT", _enum(Side)), "type": ("TEXT", _enum(OrderType)),
+    "qty": ("TEXT", _DEC), "price": ("TEXT", _DEC), "trigger_price": ("TEXT", _DEC),
+    "reduce_only": ("INTEGER", _BOOL), "status": ("TEXT", _enum(OrderStatus)),
+    "filled_qty": ("TEXT", _DEC), "avg_price": ("TEXT", _DEC), "parent_id": ("TEXT", _ident()),
+    "linked_ids": ("TEXT", _IDS), "list_id": ("TEXT", _ident()),
+    "contingency": ("INTEGER", _enum(ContingencyType)), "role": ("TEXT", _enum(Role)),
+    "venue": ("TEXT", _ident()), "position_id": ("TEXT", _ident()),
+    "expire_ts": ("INTEGER", _ident()), "planned_qty": ("TEXT", _DEC),
+    "retry_of": ("TEXT", _ident()), "reason": ("TEXT", _ident()),
+    "ts_init": ("INTEGER", _ident()), "ts_last": ("INTEGER", _ident()),
+}
+_LIST_TYPES = {
+    "id": ("TEXT PRIMARY KEY", _ident()), "kind": ("TEXT", _enum(ListKind)),
+    "instrument": ("TEXT", _ident()), "order_ids": ("TEXT", _IDS),
+    "status": ("TEXT", _enum(ListStatus)), "oto_trigger": ("TEXT", _enum(OtoTrigger)),
+    "on_partial_fill": ("TEXT", _enum(PartialFillPolicy)), "reduced_qty": ("TEXT", _DEC),
+    "cancel_requested": ("INTEGER", _BOOL), "rejected": ("INTEGER", _BOOL),
+    "released": ("INTEGER", _BOOL), "ts_init": ("INTEGER", _ident()),
+    "ts_last": ("INTEGER", _ident()),
+}
+
+
+def _columns(cls: type, types: dict) -> tuple[tuple[str, str, tuple[Callable, Callable]], ...]:
+    """(name, SQL type, codecs) in the dataclass's field order, which is the row order."""
+    return tuple((f.name, *types[f.name]) for f in fields(cls))
+
+
+ORDER_COLUMNS = _columns(Order, _ORDER_TYPES)
+LIST_COLUMNS = _columns(OrderList, _LIST_TYPES)
 
 
 def _encode(columns, row: tuple) -> tuple:
@@ -157,8 +166,6 @@ class StoreLocked(RuntimeError):
 class SQLiteStore:
     """Durable store in one SQLite file (WAL). ``synchronous="FULL"`` (default) survives power
     loss; ``"NORMAL"`` survives a process crash only and skips the per-commit fsync."""
-
-    durable = True
 
     def __init__(self, path: str | Path, synchronous: str = "FULL") -> None:
         self.path = Path(path)

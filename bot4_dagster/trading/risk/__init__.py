@@ -27,7 +27,8 @@ overhead would cost more than the arithmetic. Inputs are validated once, when th
 input objects are built, so :func:`evaluate` itself stays on the fast path.
 """
 
-from .config import DenialCode, RiskConfig, Side, TradingState
+from ..orders import Side, TradingState
+from .config import DenialCode, RiskConfig
 from .inputs import (
     AccountState,
     CrisisAssessment,

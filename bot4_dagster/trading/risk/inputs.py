@@ -1,7 +1,6 @@
 """The frozen inputs of a risk decision: the proposed trade, the account, the market (with the
 crisis signals) and the instrument's filters. Validated once when built, so evaluation stays fast."""
 
-
 # ruff: noqa: PLR1730 (hot path: in CPython 3.11 min()/max() cost ~90 ns a call, a
 # comparison ~20 ns, and one evaluation has a 20 µs budget)
 from __future__ import annotations
@@ -13,7 +12,8 @@ from decimal import Decimal
 from types import MappingProxyType
 from typing import NamedTuple
 
-from .config import INF, RiskConfig, Side, _non_negative, _positive
+from ..orders import Side
+from .config import INF, RiskConfig, _non_negative, _positive
 
 # ------------------------------------------------------------------------------------ inputs
 

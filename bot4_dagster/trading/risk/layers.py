@@ -1,6 +1,5 @@
 """The eight layers and :func:`evaluate`, which composes them so that no layer can increase size."""
 
-
 # ruff: noqa: PLR1730, FURB136 (hot path: in CPython 3.11 min()/max() cost ~90 ns a call, a
 # comparison ~20 ns, and one evaluation has a 20 µs budget)
 from __future__ import annotations
@@ -10,9 +9,18 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-from .config import _FLIP_TOLERANCE, INF, DenialCode, Side
+from ..orders import Side
+from .config import _FLIP_TOLERANCE, INF, DenialCode
 from .inputs import SIGNALS, AccountState, InstrumentFilters, MarketState, TradeProposal, _assess
-from .sizing import _floor_units, _iso, _room, _seconds, drawdown_multiplier
+from .sizing import (
+    _floor_units,
+    _iso,
+    _room,
+    _seconds,
+    drawdown_multiplier,
+    kelly_fraction,
+    shrunk_probability,
+)
 from .state import RiskState
 from .trace import RiskDecision, _Why, _why
 
@@ -52,11 +60,11 @@ def _l1_kelly(c: _Ctx, size: float) -> _Out:
     pr, cfg = c.pr, c.cfg
     if pr.stop is None:
         return 0.0, _L1_NO_STOP, (), DenialCode.NO_STOP
-    bucket_p = (pr.bucket_wins + cfg.prior_wins) / (
-        pr.bucket_trades + cfg.prior_wins + cfg.prior_losses)
+    bucket_p = shrunk_probability(pr.bucket_wins, pr.bucket_trades, cfg.prior_wins,
+                                  cfg.prior_losses)
     p_hat = pr.p if pr.p < bucket_p else bucket_p
     b = (abs(pr.take_profit - pr.entry) - c.fee_unit) / (c.stop_distance + c.fee_unit + c.slip)
-    f_star = p_hat - (1.0 - p_hat) / b if b > 0 else -INF
+    f_star = kelly_fraction(p_hat, b) if b > 0 else -INF
     f_cap = cfg.f_cap
     if pr.bucket_trades < cfg.min_bucket_trades and cfg.thin_bucket_f_cap < f_cap:
         f_cap = cfg.thin_bucket_f_cap
@@ -152,6 +160,8 @@ _L5 = {
     "cluster": _why("cluster {cluster} (ρ>{cluster_rho:g}) holds {cluster_gross:,.2f} of "
                     "{cluster_cap:,.2f} allowed → room {room:,.2f}", *_L5_KEYS),
 }
+
+
 def _extend_cluster(members: list[str], rest: list[str],
                     rho: Mapping[str, Mapping[str, float]], threshold: float) -> list[str]:
     """Single linkage beyond the traded instrument's direct links (ρ > threshold, transitive)."""

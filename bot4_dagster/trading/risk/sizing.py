@@ -1,7 +1,6 @@
 """Building blocks of the layers: Kelly fraction, shrunk win rate, drawdown multiplier, rounding
 down to the step, and time helpers."""
 
-
 # ruff: noqa: PLR1730 (hot path: in CPython 3.11 min()/max() cost ~90 ns a call, a
 # comparison ~20 ns, and one evaluation has a 20 µs budget)
 from __future__ import annotations

@@ -1,7 +1,6 @@
 """The decision and its trace: per layer the size before and after, the inputs and a reason,
 rendered as a table a person can read."""
 
-# comparison ~20 ns, and one evaluation has a 20 µs budget)
 from __future__ import annotations
 
 from typing import Any, NamedTuple
