@@ -149,6 +149,14 @@ def test_slsqp_reproduces_arch(name, mean, dist):
     assert fit.evaluations == ref.optimization_result.nfev
 
 
+# The table was measured where numpy dispatches its reductions to AVX-512. Elsewhere numpy sums
+# in another order, the log-likelihood moves in its last bits and SLSQP carries that into the
+# flat direction of the likelihood (nu moves by ~7e-5 on an AVX2 host, LL by 1e-11 relative).
+# On such a host the table holds to the likelihood tolerance and BFGS_PARAM_TOL; the bit-for-bit
+# claim is test_slsqp_reproduces_arch, which compares with arch on the same host.
+TABLE_HOST = bool(np._core._multiarray_umath.__cpu_features__.get("AVX512F"))
+
+
 @pytest.mark.parametrize("dist", DISTS)
 def test_sp500_reference_table(dist):
     """numerics.md's measured table, both for arch itself (pins arch) and for our slsqp path."""
@@ -157,10 +165,13 @@ def test_sp500_reference_table(dist):
     for theta, ll in ((ref.params.to_numpy(), ref.loglikelihood),
                       (ours("sp500", dist, "constant", "slsqp").theta,
                        ours("sp500", dist, "constant", "slsqp").loglik)):
-        assert np.max(np.abs(theta - table["theta"])) <= PARAM_TOL
         assert abs(ll - table["loglik"]) <= LL_RTOL * abs(table["loglik"])
-        np.testing.assert_array_equal(theta, table["theta"])
-        assert ll == table["loglik"]
+        scale = np.maximum(1.0, np.abs(table["theta"]))
+        assert np.max(np.abs(theta - table["theta"]) / scale) <= (
+            PARAM_TOL if TABLE_HOST else BFGS_PARAM_TOL)
+        if TABLE_HOST:
+            np.testing.assert_array_equal(theta, table["theta"])
+            assert ll == table["loglik"]
 
 
 @pytest.mark.filterwarnings("error::RuntimeWarning")  # the bfgs path warns when not converged
