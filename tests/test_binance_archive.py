@@ -188,7 +188,7 @@ def test_a_server_error_is_retried(archive, server, tree):
 def test_running_out_of_retries_names_the_url_and_the_base_url_setting(archive, server):
     server.cut(KLINES_MONTH, after=10_000, times=10)
     file = one(archive, "klines", "monthly", date(2022, 1, 1))
-    with pytest.raises(ConnectionError, match="base_url") as raised:
+    with pytest.raises(ConnectionError, match=r"--base-url \(BOT4_BINANCE_URL\)") as raised:
         archive.fetch(file)
     assert file.url in str(raised.value)
     assert len(server.requested(KLINES_MONTH)) == archive.retries + 1
@@ -201,7 +201,7 @@ def test_an_unreachable_server_raises_connection_error(tmp_path):
         port = probe.getsockname()[1]
     archive = BinanceArchive(base_url=f"http://127.0.0.1:{port}", cache_dir=tmp_path,
                              retries=1, backoff=0, timeout=5)
-    with pytest.raises(ConnectionError, match=f"127.0.0.1:{port}.*base_url"):
+    with pytest.raises(ConnectionError, match=f"127.0.0.1:{port}.*--base-url"):
         archive.fetch(one(archive, "klines", "daily", date(2022, 2, 1)))
 
 

@@ -338,5 +338,5 @@ def test_generic_file_without_symbol(tmp_path):
     path = write(tmp_path / "bars.csv", lines(FTX))
     exc = rejected(path)
     assert_error(exc, path, None, "symbol_known")
-    assert "set `symbol`" in exc.first.detail
+    assert "set --symbol (BOT4_SYMBOL)" in exc.first.detail
     assert len(parse_file(path, symbol="BTC-PERP").frame) == FTX_ROWS

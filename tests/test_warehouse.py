@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import subprocess
 import sys
-import time
+import threading
+from pathlib import Path
 
 import pandas as pd
 import pytest
 from conftest import FTX
 
 from bot4_dagster.data.formats import parse_file
-from bot4_dagster.data.warehouse import Slice, Warehouse
+from bot4_dagster.data.warehouse import SPAN_COLUMNS, Slice, Span, Warehouse, WarehouseLocked
 
 DAY = (pd.Timestamp("2022-01-10", tz="UTC"), pd.Timestamp("2022-01-11", tz="UTC"))
 
@@ -50,35 +53,132 @@ def test_a_failed_write_rolls_back_and_keeps_the_previous_content(tmp_path, bars
     pd.testing.assert_frame_equal(warehouse.read(everything), bars.drop(columns=["_source_file", "_source_row"]))
 
 
-HOLD = """
-import sys, time
+# Holders keep the lock until a line arrives on stdin, so no test depends on timing.
+HOLD_FLOCK = """
+import sys
 from bot4_dagster.data.warehouse import Warehouse
 with Warehouse(sys.argv[1]).connection():
     print("holding", flush=True)
-    time.sleep(float(sys.argv[2]))
+    sys.stdin.readline()
+"""
+HOLD_DUCKDB = """
+import sys, duckdb
+conn = duckdb.connect(sys.argv[1])  # a write connection outside bot4's lock, like a duckdb shell
+print("holding", flush=True)
+sys.stdin.readline()
+conn.close()
 """
 
 
-def test_a_second_process_waits_for_the_lock_instead_of_failing(tmp_path, bars):
-    path = tmp_path / "w.duckdb"
-    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(path), "2"], stdout=subprocess.PIPE,
-                              text=True)
-    assert holder.stdout.readline().strip() == "holding"
-    started = time.monotonic()
-    Warehouse(path).replace(Slice("market.bars", {"symbol": ["BTC-PERP"]}), bars.head(100))
-    waited = time.monotonic() - started
-    holder.wait(timeout=30)
-    assert holder.returncode == 0
-    assert Warehouse(path).row_counts() == {"market.bars": 100}
-    assert waited > 0.5  # it queued behind the holder (a lower bound only, not a speed claim)
+@pytest.fixture(params=["flock", "duckdb"])
+def holder(request, tmp_path):
+    """A process holding the warehouse at tmp_path/w.duckdb: by our flock, or by DuckDB itself."""
+    script = HOLD_FLOCK if request.param == "flock" else HOLD_DUCKDB
+    process = subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "w.duckdb")],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert process.stdout.readline().strip() == "holding"
+    yield process
+    if process.poll() is None:
+        process.stdin.close()
+        process.wait(timeout=60)
 
 
-def test_the_lock_wait_has_a_clear_timeout(tmp_path):
-    path = tmp_path / "w.duckdb"
-    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(path), "5"], stdout=subprocess.PIPE,
-                              text=True)
-    assert holder.stdout.readline().strip() == "holding"
-    with pytest.raises(TimeoutError, match="warehouse lock"), Warehouse(path, timeout_s=0.2).connection():
+class Warnings(logging.Handler):
+    """Collects the warehouse logger's records; ``first`` is set by the first one."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+        self.first = threading.Event()
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+        self.first.set()
+
+
+@pytest.fixture
+def warnings():
+    handler = Warnings()
+    logger = logging.getLogger("bot4_dagster.warehouse")
+    logger.addHandler(handler)
+    yield handler
+    logger.removeHandler(handler)
+
+
+def test_a_held_warehouse_names_the_holder_and_gives_up_after_its_timeout(tmp_path, holder,
+                                                                          warnings):
+    with pytest.raises(WarehouseLocked) as caught, \
+            Warehouse(tmp_path / "w.duckdb", timeout_s=1.0).connection():
         pass
-    holder.kill()
-    holder.wait()
+    assert isinstance(caught.value, TimeoutError)
+    assert caught.value.pid == holder.pid
+    assert str(caught.value).startswith(f"warehouse locked by PID {holder.pid}: gave up after ")
+    assert "BOT4_WAREHOUSE_TIMEOUT" in str(caught.value)
+    assert len(warnings.messages) == 1
+    assert warnings.messages[0].startswith(f"warehouse locked by PID {holder.pid}, waiting…")
+
+
+def test_the_waiter_proceeds_once_the_holder_lets_go(tmp_path, holder, warnings, bars):
+    path = tmp_path / "w.duckdb"
+    outcome: dict = {}
+
+    def write():
+        try:
+            outcome["result"] = Warehouse(path, timeout_s=300).merge("bars", bars.head(100))
+        except Exception as exc:  # noqa: BLE001 - reported below, in the test's thread
+            outcome["error"] = exc
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    assert warnings.first.wait(timeout=120), "the writer never reported that it waits"
+    assert "result" not in outcome  # it is waiting, not writing
+    holder.stdin.write("release\n")
+    holder.stdin.flush()
+    writer.join(timeout=300)
+    assert outcome.get("error") is None
+    assert outcome["result"].inserted == 100
+    assert holder.wait(timeout=60) == 0
+    assert len(warnings.messages) == 1
+    assert warnings.messages[0].startswith(f"warehouse locked by PID {holder.pid}, waiting…")
+    assert Warehouse(path).row_counts() == {"market.bars": 100}
+
+
+def test_the_lock_file_names_its_holder_while_held(tmp_path):
+    path = tmp_path / "w.duckdb"
+    lock = Path(f"{path}.lock")
+    with Warehouse(path).connection():
+        assert lock.read_text().strip() == str(os.getpid())
+    assert lock.read_text() == ""
+
+
+def test_the_timeout_comes_from_the_environment(tmp_path, monkeypatch):
+    assert Warehouse(tmp_path / "w.duckdb").timeout_s == 600.0
+    monkeypatch.setenv("BOT4_WAREHOUSE_TIMEOUT", "7.5")
+    assert Warehouse(tmp_path / "w.duckdb").timeout_s == 7.5
+    assert Warehouse(tmp_path / "w.duckdb", timeout_s=2).timeout_s == 2.0
+    monkeypatch.setenv("BOT4_WAREHOUSE_TIMEOUT", "ten minutes")
+    with pytest.raises(ValueError, match="BOT4_WAREHOUSE_TIMEOUT='ten minutes'"):
+        Warehouse(tmp_path / "w.duckdb")
+
+
+def test_spans_cover_every_table_with_a_symbol_and_a_time(tmp_path, bars):
+    warehouse = Warehouse(tmp_path / "w.duckdb")
+    assert warehouse.spans().empty and list(warehouse.spans().columns) == list(SPAN_COLUMNS)
+    warehouse.merge("bars", bars)
+    warehouse.merge("bars", bars.head(10).assign(symbol="ETH-PERP"))
+    labels = pd.DataFrame({"symbol": ["BTC-PERP"] * 3, "t0": bars["ts"].iloc[5:8].to_numpy(),
+                           "t1": bars["ts"].iloc[9:12].to_numpy(), "label": [1, 0, -1]})
+    warehouse.replace(Slice("ml.labels", {"symbol": ["BTC-PERP"]}), labels)
+    warehouse.replace(Slice("perf.manifest", {}), pd.DataFrame({"name": ["x"], "p50": [1.0]}))
+
+    spans = warehouse.spans()
+
+    assert spans[["table", "symbol", "rows"]].values.tolist() == [
+        ["market.bars", "BTC-PERP", 45_031], ["market.bars", "ETH-PERP", 10],
+        ["ml.labels", "BTC-PERP", 3]]
+    first = bars["ts"].iat[0]
+    assert spans["first_ts"].tolist() == [first, first, bars["ts"].iat[5]]
+    assert spans["last_ts"].tolist() == [bars["ts"].iat[-1], bars["ts"].iat[9], bars["ts"].iat[7]]
+    assert warehouse.span(Slice("market.bars", {"symbol": ["ETH-PERP"]})) == Span(
+        10, first, bars["ts"].iat[9])
+    assert warehouse.span(Slice("market.quotes", {})) == Span(0, None, None)

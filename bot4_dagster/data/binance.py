@@ -119,7 +119,7 @@ def archive_file(
     """The zip of ``kind`` for the month (``cadence="monthly"``) or day that holds ``start``."""
     _check_choice("kind", kind, KINDS)
     _check_choice("cadence", cadence, CADENCES)
-    _check_choice("market", market, tuple(MARKETS))
+    _check_choice("market (--market, BOT4_MARKET)", market, tuple(MARKETS))
     symbol = symbol.upper()
     if cadence == "monthly":
         start = start.replace(day=1)
@@ -225,7 +225,7 @@ class BinanceArchive:
         retries: int = 3,
         backoff: float = 1.0,
     ):
-        _check_choice("market", market, tuple(MARKETS))
+        _check_choice("market (--market, BOT4_MARKET)", market, tuple(MARKETS))
         self.cache_dir = Path(cache_dir)
         self.base_url = base_url.rstrip("/")
         self.market = market
@@ -389,8 +389,8 @@ class BinanceArchive:
                 time.sleep(self.backoff * number)
         raise ConnectionError(
             f"could not download {url} ({failure}) after {number} attempt(s). The archive's base "
-            f"URL is configurable (base_url, now {self.base_url}): point it at a reachable "
-            "mirror, or check the network and run again to resume."
+            f"URL is {self.base_url}: set --base-url (BOT4_BINANCE_URL) to a reachable mirror, "
+            "or check the network and run again to resume."
         )
 
 

@@ -11,7 +11,14 @@ ohlcv               bars         a timestamp column plus open, high, low, close,
 =================== ============ ==========================================================
 
 Volume units are recorded, never converted: Binance and Tardis amounts are in the base currency;
-a generic OHLCV file's unit comes from the column name (``quote_volume``, ``volume_usd``) or config.
+a generic OHLCV file's unit comes from the column name (``quote_volume``, ``volume_usd``) or
+``volume_unit``; a plain ``volume`` column without it is taken as base, with a note saying so.
+
+``symbol`` (``--symbol``) names the instrument of files that name none. A file that names its
+own (a symbol column, or a Binance file name) keeps it, even in a folder read with ``--symbol``
+for its unnamed neighbours; when the two differ a note says so, because silently storing a
+Binance BTCUSDT export as BTC-PERP would mix two instruments. Every symbol must pass
+``symbols.check_symbol`` (rule ``symbol_valid``).
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import pyarrow as pa
 
 from .errors import DataError
 from .rawfile import RawTable, read_table
+from .symbols import ALLOWED, check_symbol, is_valid, problem
 from .tables import SOURCE_FILE, SOURCE_ROW, TABLES, conform
 
 FORMATS = ("tardis_trades", "tardis_quotes", "binance_klines", "binance_aggtrades", "ohlcv")
@@ -68,6 +76,7 @@ class Parsed:
     frame: pd.DataFrame  # normalised columns + provenance, in file order
     volume_unit: str  # "base" | "quote"
     ts_unit: str  # epoch "s" | "ms" | "us" | "ns", "iso", or the strftime format of text dates
+    notes: tuple[str, ...] = ()  # what a user should know: a symbol other than --symbol, a guessed unit
 
     @property
     def symbols(self) -> list[str]:
@@ -83,17 +92,34 @@ def parse_file(
 ) -> Parsed:
     """Read one export, detect (or check) its format and return its normalised table."""
     if format is not None and format not in FORMATS:
-        raise ValueError(f"unknown format {format!r}; choose one of {', '.join(FORMATS)}")
+        raise ValueError(f"unknown format {format!r} (--format, BOT4_FORMAT); choose one of "
+                         f"{', '.join(FORMATS)}")
     if volume_unit is not None and volume_unit not in VOLUME_UNITS:
-        raise ValueError(f"volume_unit must be 'base' or 'quote', not {volume_unit!r}")
+        raise ValueError(f"volume unit must be 'base' or 'quote' (--volume-unit, "
+                         f"BOT4_VOLUME_UNIT), not {volume_unit!r}")
+    if symbol is not None:
+        check_symbol(symbol, where="the symbol option (--symbol, BOT4_SYMBOL)")
     raw = read_table(path)
     fmt = format or detect_format(raw)
-    reader = _READERS[fmt]
-    frame, ts_unit, unit = reader(_Cells(raw, fmt), symbol, volume_unit)
+    cells = _Cells(raw, fmt)
+    frame, ts_unit, unit = _READERS[fmt](cells, symbol, volume_unit)
     frame[SOURCE_FILE] = raw.path
     frame[SOURCE_ROW] = np.arange(raw.first_row, raw.first_row + len(frame), dtype=np.int64)
+    _check_symbols(cells, frame["symbol"])
     return Parsed(raw.path, fmt, FORMAT_TABLE[fmt], conform(TABLES[FORMAT_TABLE[fmt]], frame),
-                  unit, ts_unit)
+                  unit, ts_unit, tuple(cells.notes))
+
+
+def _check_symbols(cells: _Cells, symbols: pd.Series) -> None:
+    """Every distinct symbol of the file must be allowed; the first bad one is reported."""
+    codes, uniques = pd.factorize(symbols)
+    bad = [i for i, value in enumerate(uniques) if not is_valid(value)]
+    if bad:
+        position = int(np.flatnonzero(np.isin(codes, bad))[0])
+        value = uniques[codes[position]]
+        raise DataError.at(cells.raw.path, "symbol_valid",
+                           f"symbol {value!r}: {problem(value)}; a symbol may hold {ALLOWED}",
+                           row=cells.row_of(position))
 
 
 def detect_format(raw: RawTable) -> str:
@@ -120,7 +146,7 @@ def detect_format(raw: RawTable) -> str:
     raise DataError.at(
         raw.path, "recognised_format",
         f"unrecognised format ({shape}); expected one of {', '.join(FORMATS)}, "
-        "or name the format in the source config",
+        "or set --format (BOT4_FORMAT)",
     )
 
 
@@ -130,6 +156,7 @@ class _Cells:
     def __init__(self, raw: RawTable, fmt: str):
         self.raw = raw
         self.fmt = fmt
+        self.notes: list[str] = []
         names = [n.strip().lower() for n in raw.table.column_names]
         if not raw.has_header:
             expected = {"binance_klines": KLINES, "binance_aggtrades": AGGTRADES}.get(fmt)
@@ -223,26 +250,51 @@ class _Cells:
                                row=self.row_of(bad[0]))
         return parsed, "iso"
 
-    def text(self, name: str) -> pd.Series:
-        return pd.Series(self.columns[name].to_pandas(), dtype="string").str.strip()
+    def text(self, name: str, rule: str = "dtype") -> pd.Series:
+        column = self.columns[name]
+        if not (pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type)):
+            return pd.Series(column.to_pandas(), dtype="string").str.strip()
+        # Arrow keeps a column as bytes when a cell is not UTF-8 (a Latin-1 export)
+        cells = column.to_pylist()
+        for position, cell in enumerate(cells):
+            try:
+                cells[position] = cell.decode("utf-8")
+            except UnicodeDecodeError:
+                raise DataError.at(self.raw.path, rule, f"column {name} holds {cell!r}, which "
+                                   "is not UTF-8 text (re-export the file as UTF-8)",
+                                   row=self.row_of(position)) from None
+        return pd.Series(cells, dtype="string").str.strip()
 
 
 def _symbol_from_name(cells: _Cells, symbol: str | None) -> str:
-    """A file without a symbol column: its Binance-style name, else the configured symbol."""
+    """A file without a symbol column: its Binance-style name, else the symbol option."""
     match = BINANCE_NAME.match(cells.raw.inner_name) or BINANCE_NAME.match(Path(cells.raw.path).name)
     if match:
+        if symbol and match["symbol"] != symbol:
+            cells.notes.append(_kept(cells, match["symbol"], symbol))
         return match["symbol"]
     if symbol:
         return symbol
     raise DataError.at(
         cells.raw.path, "symbol_known",
         "the file has no symbol column and its name does not follow Binance's "
-        "SYMBOL-1m-YYYY-MM(-DD).csv; set `symbol` in the files source config",
+        "SYMBOL-1m-YYYY-MM(-DD).csv; set --symbol (BOT4_SYMBOL)",
     )
 
 
-def _column_symbol(cells: _Cells) -> pd.Series:
-    return cells.text("symbol").str.upper()
+def _column_symbol(cells: _Cells, symbol: str | None) -> pd.Series:
+    """The file's symbol column (a note when the symbol option names another)."""
+    named = cells.text("symbol", rule="symbol_valid").str.upper()
+    if symbol is not None:
+        others = sorted(set(named.dropna().unique()) - {symbol})
+        if others:
+            cells.notes.append(_kept(cells, ", ".join(others[:5]), symbol))
+    return named
+
+
+def _kept(cells: _Cells, named: str, symbol: str) -> str:
+    return (f"{cells.raw.path} names {named}: stored as such; --symbol {symbol} applies only to "
+            "files that name no symbol")
 
 
 def _read_tardis_trades(cells: _Cells, symbol, volume_unit):
@@ -250,7 +302,7 @@ def _read_tardis_trades(cells: _Cells, symbol, volume_unit):
     ts, unit = cells.epoch("timestamp", allowed=("us",))
     side = cells.text("side").str.lower().map({"buy": 1, "sell": -1}).fillna(0)
     frame = pd.DataFrame({
-        "symbol": _column_symbol(cells), "ts": ts,
+        "symbol": _column_symbol(cells, symbol), "ts": ts,
         "price": cells.numbers("price"), "amount": cells.numbers("amount"),
         "side": side.astype(np.int8), "trade_id": cells.integers("id"),
     })
@@ -261,7 +313,7 @@ def _read_tardis_quotes(cells: _Cells, symbol, volume_unit):
     cells.require(TARDIS_QUOTES)
     ts, unit = cells.epoch("timestamp", allowed=("us",))
     frame = pd.DataFrame({
-        "symbol": _column_symbol(cells), "ts": ts,
+        "symbol": _column_symbol(cells, symbol), "ts": ts,
         "bid": cells.numbers("bid_price"), "ask": cells.numbers("ask_price"),
         "bid_size": cells.numbers("bid_amount"), "ask_size": cells.numbers("ask_amount"),
     })
@@ -313,9 +365,12 @@ def _read_ohlcv(cells: _Cells, symbol, volume_unit):
     if count := cells.first(("trade_count", "count", "trades")):
         frame["trade_count"] = cells.integers(count)
     if "symbol" in cells.columns:
-        frame.insert(0, "symbol", _column_symbol(cells))
+        frame.insert(0, "symbol", _column_symbol(cells, symbol))
     else:
         frame.insert(0, "symbol", _symbol_from_name(cells, symbol))
+    if volume_unit is None and volume_col not in QUOTE_VOLUME_ALIASES:
+        cells.notes.append(f"volume unit of {cells.raw.path} guessed as base; set --volume-unit "
+                           "base|quote (BOT4_VOLUME_UNIT) to say so")
     unit_from_name = "quote" if volume_col in QUOTE_VOLUME_ALIASES else None
     return frame, unit, volume_unit or unit_from_name or "base"
 

@@ -30,10 +30,19 @@ class Table:
     name: str  # warehouse table, "schema.table"
     columns: tuple[Column, ...]
     order_rule: str  # how rows must be ordered per symbol (README, "Validation")
+    # what identifies a row per symbol when ingests merge (warehouse.merge); ``grouped``: the
+    # rows sharing a key form one group (quotes sharing a timestamp), stored or refused whole
+    key: tuple[str, ...] = ()
+    grouped: bool = False
 
     @property
     def names(self) -> list[str]:
         return [c.name for c in self.columns]
+
+    @property
+    def values(self) -> list[str]:
+        """The columns outside the key, which a stored row and an incoming row must agree on."""
+        return [n for n in self.names if n not in self.key]
 
     @property
     def required(self) -> list[str]:
@@ -66,6 +75,7 @@ BARS = Table(
         Column("trade_count", "Int64", "BIGINT", required=False),
     ),
     order_rule="ts strictly increasing",
+    key=("symbol", "ts"),
 )
 TRADES = Table(
     "market.trades",
@@ -78,6 +88,7 @@ TRADES = Table(
         Column("trade_id", "int64", "BIGINT"),
     ),
     order_rule="trade_id strictly increasing, ts non-decreasing",
+    key=("symbol", "trade_id"),
 )
 QUOTES = Table(
     "market.quotes",
@@ -90,6 +101,8 @@ QUOTES = Table(
         Column("ask_size", "float64", "DOUBLE"),
     ),
     order_rule="ts non-decreasing",
+    key=("symbol", "ts"),
+    grouped=True,
 )
 
 TABLES: dict[str, Table] = {"bars": BARS, "trades": TRADES, "quotes": QUOTES}

@@ -76,7 +76,8 @@ def deduplicate(frame: pd.DataFrame, table: str) -> tuple[pd.DataFrame, int]:
     return out.reset_index(drop=True), removed
 
 
-def _where(frame: pd.DataFrame, position: int | None) -> tuple[str, int | None]:
+def locate(frame: pd.DataFrame, position: int | None) -> tuple[str, int | None]:
+    """(file, row) of the row at ``position``: its provenance, else "<frame>" and position + 1."""
     if position is None or SOURCE_FILE not in frame:
         return (frame[SOURCE_FILE].iloc[0] if SOURCE_FILE in frame and len(frame) else "<frame>",
                 None if position is None else int(position) + 1)
@@ -120,7 +121,7 @@ def _pandera(frame: pd.DataFrame, table: str) -> CheckOutcome:
         rule = "dtype" if check.startswith("dtype(") else PANDERA_RULES.get(check, check)
         position = None if pd.isna(case.index) else int(case.index)
         failing.setdefault(rule, set()).add(position if position is not None else case.failure_case)
-        file, row = _where(frame, position)
+        file, row = locate(frame, position)
         if (row, rule) not in found and len(found) < 10 * MAX_LISTED:
             detail = _detail(frame, position, rule, case.column, case.failure_case)
             found[(row, rule)] = Violation(file, row, rule, detail)
@@ -144,7 +145,7 @@ def _great_expectations(frame: pd.DataFrame, table: str) -> CheckOutcome:
             detail += f": observed {result['observed']}"
         positions = result["positions"] or [None]
         for position in positions[:MAX_LISTED]:
-            file, row = _where(frame, position)
+            file, row = locate(frame, position)
             violations.append(Violation(file, row, rule, detail))
     violations.sort(key=_order)
     return CheckOutcome("great_expectations", not counts, violations[:MAX_LISTED], dict(counts))

@@ -2,26 +2,37 @@
 
 DuckDB lets one process hold the file for writing. Dagster's multiprocess executor, concurrent
 backfill runs and a notebook may all want it at once, so every connection is taken under an
-exclusive ``flock`` on ``<database>.lock``: writers queue instead of failing on DuckDB's lock.
-A write replaces a slice (symbol set x time window) inside one transaction, so a crash leaves the
-previous content, never a mixture.
+exclusive ``flock`` on ``<database>.lock``: writers queue instead of failing on DuckDB's lock,
+and a waiter names the process it waits for (``warehouse_lock.py``). Ingests ``merge`` by key
+(``merge.py``): nothing stored is deleted, a contradicting row refuses the write. Computed tables
+``replace`` the slice they own. Either write is one transaction, so a crash leaves the previous
+content, never a mixture.
 """
 
 from __future__ import annotations
 
-import fcntl
-import time
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
 
-from .tables import PROVENANCE, TABLES
+from . import merge as _merge
+from .errors import DataError
+from .merge import MergeResult, Span
+from .symbols import check_symbol
+from .tables import PROVENANCE, TABLES, conform
+from .validation import MAX_LISTED
+from .warehouse_lock import PidLock, Wait, WarehouseLocked, default_timeout, duckdb_holder
+
+__all__ = ["MergeResult", "Slice", "Span", "Warehouse", "WarehouseLocked"]
 
 Connect = Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
+SPAN_COLUMNS = ("table", "symbol", "rows", "first_ts", "last_ts")
+TIME_COLUMNS = ("ts", "t0")  # t0: label start (ml.labels, ml.cv_folds)
 
 
 @dataclass(frozen=True)
@@ -48,14 +59,7 @@ class Slice:
 def _default_connect(database: str) -> Connect:
     @contextmanager
     def connect():
-        for attempt in range(10):  # a process outside our lock (a DuckDB shell) may hold the file
-            try:
-                conn = duckdb.connect(database)
-                break
-            except duckdb.IOException:
-                if attempt == 9:
-                    raise
-                time.sleep(0.1 * 2**attempt)
+        conn = duckdb.connect(database)  # one attempt: Warehouse.connection retries and reports
         try:
             yield conn
         finally:
@@ -65,86 +69,147 @@ def _default_connect(database: str) -> Connect:
 
 
 class Warehouse:
-    """Locked, transactional access to the DuckDB file at ``path``."""
+    """Locked, transactional access to the DuckDB file at ``path``.
 
-    def __init__(self, path: str | Path, connect: Connect | None = None, timeout_s: float = 600.0):
+    ``timeout_s`` bounds the wait for both locks (default: ``BOT4_WAREHOUSE_TIMEOUT``, else
+    600 s); past it, ``connection`` raises ``WarehouseLocked`` naming the holder's PID.
+    """
+
+    def __init__(self, path: str | Path, connect: Connect | None = None,
+                 timeout_s: float | None = None):
         self.path = Path(path)
         self._connect = connect or _default_connect(str(self.path))
-        self.timeout_s = timeout_s
+        self.timeout_s = default_timeout() if timeout_s is None else float(timeout_s)
 
     @contextmanager
     def connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """An exclusive connection (UTC session) for the duration of the block."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(f"{self.path}.lock", "a+") as lock:
-            self._acquire(lock)
-            try:
-                with self._connect() as conn:
-                    try:
-                        conn.execute("SET TimeZone = 'UTC'")
-                        yield conn
-                    finally:
-                        conn.close()  # dagster-duckdb does not close on error
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+        wait = Wait(self.path, self.timeout_s)
+        lock = PidLock(Path(f"{self.path}.lock"))
+        lock.acquire(wait)
+        try:
+            with ExitStack() as stack:
+                conn = self._open(stack, wait)
+                try:
+                    conn.execute("SET TimeZone = 'UTC'")
+                    yield conn
+                finally:
+                    conn.close()  # dagster-duckdb does not close on error
+        finally:
+            lock.release()
 
-    def _acquire(self, lock) -> None:
-        deadline = time.monotonic() + self.timeout_s
+    def _open(self, stack: ExitStack, wait: Wait) -> duckdb.DuckDBPyConnection:
+        """Connect, waiting while a process outside our flock holds DuckDB's file lock."""
         while True:
             try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise TimeoutError(
-                        f"waited {self.timeout_s:.0f} s for the warehouse lock {self.path}.lock "
-                        f"(held by another bot4 process)"
-                    ) from None
-                time.sleep(0.05)
+                return stack.enter_context(self._connect())
+            except duckdb.IOException as exc:
+                holder = duckdb_holder(exc)
+                if holder is None:
+                    raise
+                wait.blocked(*holder)
+
+    def merge(self, table: str, frame: pd.DataFrame) -> MergeResult:
+        """Add a validated frame of ``table`` ("bars", "trades", "quotes") to what is stored,
+        by key, in one transaction: new rows are inserted, identical ones counted as unchanged.
+
+        A row that contradicts a stored one (rule ``conflicts_with_stored``) or breaks the order
+        rule at the seam with stored rows raises ``DataError`` naming the incoming file and row;
+        nothing is written then. The stored rows are read inside the transaction, under the
+        lock, so concurrent merges cannot interleave.
+        """
+        if table not in TABLES:
+            raise KeyError(f"merge: unknown table {table!r}; choose one of {', '.join(TABLES)}")
+        spec = TABLES[table]
+        incoming = conform(spec, frame).reset_index(drop=True)
+        symbols = sorted(incoming["symbol"].unique().tolist())
+        for symbol in symbols:
+            check_symbol(symbol, where=f"the frame merged into {spec.name}")
+        with self.connection() as conn, _transaction(conn):
+            _create(conn, spec.name)
+            plans = [_merge.plan(spec, _merge.read_stored(conn, spec, symbol, part), part, incoming)
+                     for symbol, part in incoming.groupby("symbol", sort=True)]
+            violations = [v for p in plans for v in p.violations]
+            if violations:
+                total = sum(p.total for p in plans)
+                raise DataError(violations[:MAX_LISTED], total=max(total, len(violations)))
+            new = np.sort(np.concatenate([p.new for p in plans])) if plans else np.array([], int)
+            if len(new):
+                conn.register("_frame", incoming.loc[new].drop(columns=list(PROVENANCE),
+                                                                errors="ignore"))
+                conn.execute(f"INSERT INTO {spec.name} BY NAME SELECT * FROM _frame")
+            spans = _merge.read_spans(conn, spec.name, symbols)
+        return MergeResult(spec.name, len(new), sum(p.unchanged for p in plans), spans)
 
     def replace(self, where: Slice, frame: pd.DataFrame) -> int:
-        """Delete the slice and insert ``frame`` in its place, atomically. Returns rows written."""
+        """Delete the slice and insert ``frame`` in its place, atomically. Returns rows written.
+
+        For computed tables, which own their partition, and for an explicit "replace this
+        window" ingest; ingests otherwise ``merge``.
+        """
         data = frame.drop(columns=[c for c in PROVENANCE if c in frame])
-        schema = where.table.split(".")[0]
         clause, params = where.where()
-        with self.connection() as conn:
-            conn.execute("BEGIN TRANSACTION")
-            try:
-                conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-                spec = _spec(where.table)
-                if spec is not None:
-                    conn.execute(spec.ddl())
-                else:  # the first frame sets the column types; text as VARCHAR even if empty
-                    typed = data.head(0).astype({c: "string" for c in data.columns
-                                                 if data[c].dtype == object})
-                    conn.register("_empty", typed)
-                    conn.execute(f"CREATE TABLE IF NOT EXISTS {where.table} AS SELECT * FROM _empty")
-                conn.execute(f"DELETE FROM {where.table} WHERE {clause}", params)
-                if len(data):
-                    conn.register("_frame", data)
-                    conn.execute(f"INSERT INTO {where.table} BY NAME SELECT * FROM _frame")
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+        with self.connection() as conn, _transaction(conn):
+            _create(conn, where.table, data)
+            conn.execute(f"DELETE FROM {where.table} WHERE {clause}", params)
+            if len(data):
+                conn.register("_frame", data)
+                conn.execute(f"INSERT INTO {where.table} BY NAME SELECT * FROM _frame")
         return len(data)
 
     def read(self, where: Slice, order_by: str | None = "ts") -> pd.DataFrame:
         """The rows of a slice (an empty frame with the table's columns if there are none)."""
         clause, params = where.where()
+        spec = _spec(where.table)
         with self.connection() as conn:
             if not _exists(conn, where.table):
-                spec = _spec(where.table)
                 return spec.empty() if spec is not None else pd.DataFrame()
-            # rowid breaks ties in insertion order: rows sharing a timestamp (trades, quotes)
-            # were written together, in their validated file order
-            order = (f" ORDER BY {order_by}, rowid"
-                     if order_by and _has_column(conn, where.table, order_by) else "")
+            order = ""
+            if order_by and _has_column(conn, where.table, order_by):
+                # ties in stored order: trades by trade_id (merges insert them out of id order),
+                # a timestamp's quotes by rowid (they were inserted together, in file order)
+                ties = [c for c in (spec.key[1:] if spec is not None else ()) if c != order_by]
+                order = f" ORDER BY {', '.join([order_by, *ties, 'rowid'])}"
             frame = conn.execute(f"SELECT * FROM {where.table} WHERE {clause}{order}", params).df()
-        spec = _spec(where.table)
         if spec is not None:
             frame = frame.astype({c.name: c.dtype for c in spec.columns})
         return frame
+
+    def spans(self) -> pd.DataFrame:
+        """Rows and first/last time per table and symbol, for every table with a ``symbol`` and a
+        time column (``ts``, or ``t0`` for labels and folds). Columns: ``SPAN_COLUMNS``."""
+        parts = []
+        if self.path.exists():
+            with self.connection() as conn:
+                for table, time_column in _timed_tables(conn):
+                    part = conn.execute(
+                        f"SELECT ? AS \"table\", symbol, count(*) AS rows, min({time_column}) AS "
+                        f"first_ts, max({time_column}) AS last_ts FROM {table} GROUP BY symbol "
+                        "ORDER BY symbol", [table]).df()
+                    parts.append(part)
+        out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
+            {c: [] for c in SPAN_COLUMNS})
+        for column in ("first_ts", "last_ts"):
+            out[column] = pd.to_datetime(out[column], utc=True).astype("datetime64[us, UTC]")
+        return out.astype({"table": "string", "symbol": "string", "rows": "int64"})
+
+    def span(self, where: Slice) -> Span:
+        """Rows and first/last ``ts`` (or ``t0``) of one slice; zero rows if there is no table."""
+        if not self.path.exists():
+            return Span(0, None, None)
+        clause, params = where.where()
+        with self.connection() as conn:
+            if not _exists(conn, where.table):
+                return Span(0, None, None)
+            time_column = next(c for c in (*TIME_COLUMNS, None)
+                               if c is None or _has_column(conn, where.table, c))
+            if time_column is None:
+                raise ValueError(f"{where.table} has no time column ({', '.join(TIME_COLUMNS)})")
+            rows, lo, hi = conn.execute(
+                f"SELECT count(*), min({time_column}), max({time_column}) FROM {where.table} "
+                f"WHERE {clause}", params).fetchone()
+        return Span(int(rows), _merge._utc(lo), _merge._utc(hi))
 
     def row_counts(self) -> dict[str, int]:
         """Rows per table, for every table in the warehouse."""
@@ -159,6 +224,30 @@ class Warehouse:
     def query(self, sql: str, params: list | None = None) -> pd.DataFrame:
         with self.connection() as conn:
             return conn.execute(sql, params or []).df()
+
+
+@contextmanager
+def _transaction(conn) -> Iterator[None]:
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def _create(conn, table: str, data: pd.DataFrame | None = None) -> None:
+    """Create ``table`` if needed: a market table from its definition, any other from the first
+    frame's column types (text as VARCHAR even if empty)."""
+    conn.execute(f"CREATE SCHEMA IF NOT EXISTS {table.split('.')[0]}")
+    spec = _spec(table)
+    if spec is not None:
+        conn.execute(spec.ddl())
+        return
+    typed = data.head(0).astype({c: "string" for c in data.columns if data[c].dtype == object})
+    conn.register("_empty", typed)
+    conn.execute(f"CREATE TABLE IF NOT EXISTS {table} AS SELECT * FROM _empty")
 
 
 def _spec(table: str):
@@ -178,3 +267,11 @@ def _has_column(conn, table: str, column: str) -> bool:
         "SELECT count(*) FROM duckdb_columns() WHERE schema_name = ? AND table_name = ? "
         "AND column_name = ?", [schema, name, column]).fetchone()[0])
 
+
+def _timed_tables(conn) -> list[tuple[str, str]]:
+    """(table, time column) of every table with a ``symbol`` column and a ``ts``/``t0`` column."""
+    rows = conn.execute(
+        "SELECT schema_name || '.' || table_name, list(column_name) FROM duckdb_columns() "
+        "WHERE NOT internal GROUP BY 1 ORDER BY 1").fetchall()
+    return [(table, next(c for c in TIME_COLUMNS if c in columns)) for table, columns in rows
+            if "symbol" in columns and any(c in columns for c in TIME_COLUMNS)]
