@@ -1,11 +1,22 @@
-"""What a user looks at next to a result: summary statistics and plots (PNG bytes)."""
+"""What a user looks at next to a result: summary statistics and plots (PNG bytes), and the
+markdown that embeds a PNG in Dagster's metadata.
+
+Plots are kept small (a few tens of KB) because every materialization stores them: 72 dpi,
+7-inch-wide figures, and long series thinned to at most ``MAX_POINTS`` points by a min/max
+envelope, so that a single-bar spike still shows.
+"""
 
 from __future__ import annotations
 
+import base64
 import io
 
 import numpy as np
 import pandas as pd
+
+DPI = 72
+WIDTH = 7.0  # inches
+MAX_POINTS = 2000  # per plotted line
 
 
 def _pyplot():
@@ -20,15 +31,57 @@ def _pyplot():
 
 def _png(fig) -> bytes:
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90)
+    fig.savefig(buffer, format="png", dpi=DPI)
     fig.clf()
     _pyplot().close(fig)
     return buffer.getvalue()
 
 
+def markdown_image(png: bytes, alt: str) -> str:
+    """Markdown that shows PNG bytes inline, as a base64 data URI (``MetadataValue.md``)."""
+    return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})"
+
+
+def _times(ts) -> np.ndarray:
+    """Time stamps as naive UTC datetime64 (what matplotlib plots fast)."""
+    index = pd.DatetimeIndex(pd.to_datetime(ts))
+    return (index.tz_convert(None) if index.tz is not None else index).to_numpy()
+
+
+def _buckets(n: int, max_points: int) -> np.ndarray:
+    """Edges of max_points // 2 contiguous buckets of (almost) equal size over n points."""
+    return np.linspace(0, n, max_points // 2 + 1).astype(np.int64)
+
+
+def envelope(x, y, max_points: int = MAX_POINTS) -> tuple[np.ndarray, np.ndarray]:
+    """At most ``max_points`` of (x, y), in order: the minimum and the maximum of each of
+    max_points // 2 contiguous buckets, so every spike survives thinning; a bucket with no
+    values stays a gap."""
+    x, y = np.asarray(x), np.asarray(y, dtype=np.float64)
+    if max_points < 2:
+        raise ValueError(f"max_points must be at least 2, got {max_points}")
+    if len(y) <= max_points:
+        return x, y
+    edges = _buckets(len(y), max_points)
+    bucket = np.repeat(np.arange(len(edges) - 1), np.diff(edges))
+    nan = np.isnan(y)
+    lowest = np.lexsort((np.where(nan, np.inf, y), bucket))[edges[:-1]]
+    highest = np.lexsort((np.where(nan, -np.inf, y), bucket))[edges[1:] - 1]
+    keep = np.union1d(lowest, highest)
+    return x[keep], y[keep]
+
+
+def _worst(x: np.ndarray, codes: np.ndarray, max_points: int) -> tuple[np.ndarray, np.ndarray]:
+    """Bucket start times and the highest code in each bucket (regimes: the worst one)."""
+    if len(codes) <= max_points:
+        return x, codes
+    edges = _buckets(len(codes), max_points)
+    return x[edges[:-1]], np.maximum.reduceat(codes, edges[:-1])
+
+
 def summarize(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     """count / mean / std / min / median / max per feature, NaNs left out."""
-    stats = frame[columns].describe(percentiles=[0.5]).T
+    stats = frame[columns].describe(percentiles=[0.5]).T.rename_axis("feature")
     return stats.rename(columns={"50%": "median"})[["count", "mean", "std", "min", "median", "max"]]
 
 
@@ -36,16 +89,34 @@ def plot_series(ts: pd.Series, panels: list[tuple[str, pd.Series]], title: str) 
     """Stacked line panels sharing the time axis, as PNG bytes."""
     plt = _pyplot()
 
-    fig, axes = plt.subplots(len(panels), 1, figsize=(9, 2.2 * len(panels)), sharex=True,
+    x = _times(ts)
+    fig, axes = plt.subplots(len(panels), 1, figsize=(WIDTH, 1.7 * len(panels)), sharex=True,
                              squeeze=False)
     for ax, (label, values) in zip(axes[:, 0], panels):
-        ax.plot(pd.to_datetime(ts).to_numpy(), values.to_numpy(), linewidth=0.7)
+        ax.plot(*envelope(x, np.asarray(values, dtype=np.float64)), linewidth=0.6)
         ax.set_ylabel(label, fontsize=8)
         ax.grid(alpha=0.3)
     axes[0, 0].set_title(title, fontsize=10)
     fig.autofmt_xdate()
     fig.tight_layout()
     return _png(fig)
+
+
+MICROSTRUCTURE_PANELS = (("vpin", "vpin_bvc", "VPIN"), ("kyle_lambda", "kyle_lambda_bar", "Kyle λ"))
+
+
+def microstructure_columns(frame: pd.DataFrame) -> tuple[str, ...]:
+    """The VPIN and Kyle lambda columns to show: from trades (``vpin``, ``kyle_lambda``) where
+    the frame has values, else their bar versions (``vpin_bvc``, ``kyle_lambda_bar``)."""
+    return tuple(exact if frame[exact].notna().any() else fallback
+                 for exact, fallback, _ in MICROSTRUCTURE_PANELS)
+
+
+def plot_microstructure(ts: pd.Series, frame: pd.DataFrame, symbol: str) -> bytes:
+    """VPIN and Kyle's lambda over time, as ``microstructure_columns`` chooses them."""
+    panels = [(f"{label}\n({name})", frame[name])
+              for name, (_, _, label) in zip(microstructure_columns(frame), MICROSTRUCTURE_PANELS)]
+    return plot_series(ts, panels, f"{symbol}: VPIN and Kyle lambda")
 
 
 REGIME_COLOURS = {"low": "#d9f0d3", "normal": "#ffffff", "high": "#fee0b6", "crisis": "#f4a582"}
@@ -56,20 +127,23 @@ def plot_volatility(ts: pd.Series, returns: pd.Series, sigma: pd.Series, regimes
     """Returns over time, and the conditional volatility with each bar's regime shaded."""
     plt = _pyplot()
 
-    x = pd.to_datetime(ts).to_numpy()
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 5), sharex=True)
-    top.plot(x, returns.to_numpy(), linewidth=0.5, color="#555555")
+    x = _times(ts)
+    sigma = np.asarray(sigma, dtype=np.float64)
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(WIDTH, 3.8), sharex=True)
+    top.plot(*envelope(x, returns), linewidth=0.5, color="#555555")
     top.set_ylabel("return", fontsize=8)
     top.set_title(title, fontsize=10)
-    bottom.plot(x, sigma.to_numpy(), linewidth=0.7, color="#2166ac")
+    bottom.plot(*envelope(x, sigma), linewidth=0.6, color="#2166ac")
     bottom.set_ylabel("conditional volatility", fontsize=8)
-    top_value = float(np.nanmax(sigma.to_numpy())) if len(sigma) else 1.0
-    for name, colour in REGIME_COLOURS.items():
+    top_value = float(np.nanmax(sigma)) if np.isfinite(sigma).any() else 1.0
+    names = list(REGIME_COLOURS)
+    codes = pd.Categorical(pd.Series(regimes).astype("string"), categories=names).codes
+    shade_x, worst = _worst(x, np.asarray(codes, dtype=np.int64), MAX_POINTS)
+    for code, (name, colour) in enumerate(REGIME_COLOURS.items()):
         if name == "normal":
             continue
-        mask = (regimes.astype(str) == name).to_numpy()
-        bottom.fill_between(x, 0, top_value, where=mask, color=colour, step="mid",
-                            label=name, linewidth=0)
+        bottom.fill_between(shade_x, 0, top_value, where=worst == code, color=colour,
+                            step="post", label=name, linewidth=0)
     bottom.legend(loc="upper left", fontsize=7, ncol=3)
     for ax in (top, bottom):
         ax.grid(alpha=0.3)
@@ -89,7 +163,7 @@ def plot_folds(schemes: list[tuple[str, np.ndarray]], title: str, width: int = 6
     from matplotlib.patches import Patch
 
     heights = [max(2, m.shape[0]) for _, m in schemes]
-    fig, axes = plt.subplots(len(schemes), 1, figsize=(9, 1.2 + 0.18 * sum(heights)),
+    fig, axes = plt.subplots(len(schemes), 1, figsize=(WIDTH, 1.2 + 0.15 * sum(heights)),
                              gridspec_kw={"height_ratios": heights}, squeeze=False)
     cmap = ListedColormap(ROLE_COLOURS)
     for ax, (name, matrix) in zip(axes[:, 0], schemes):

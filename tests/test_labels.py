@@ -25,7 +25,14 @@ from hypothesis import strategies as st
 
 from bot4_dagster.kernels import labels as kl
 from bot4_dagster.kernels._jit import NUMBA_ENABLED
-from bot4_dagster.ml.labels import meta_labels, triple_barrier_labels
+from bot4_dagster.ml.labels import (
+    label_counts,
+    label_table,
+    meta_labels,
+    next_bar_sigma,
+    triple_barrier_labels,
+)
+from bot4_dagster.ml.volatility import estimate_volatility
 
 FTX = Path(__file__).resolve().parents[2] / "shared" / "data" / "ftx_btc-perp_1m_2022-01.csv.gz"
 COLUMNS = ["t1", "label", "ret", "barrier", "sigma", "weight", "i0", "i1"]
@@ -425,3 +432,44 @@ def test_kernels_and_labels_on_random_paths(seed, n, horizon, upper, lower, hole
     if len(events):
         expected = afml_average_uniqueness(times, events["t1"])
         np.testing.assert_allclose(events["weight"].to_numpy(), expected.to_numpy(), rtol=1e-13)
+
+
+# --------------------------------------------------------------------------- the stored stage
+
+
+def garch_frame(close: pd.Series) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Bars and the stored ml.garch_volatility frame of ``close`` (UTC times)."""
+    close = close.copy()
+    close.index = pd.DatetimeIndex(pd.to_datetime(close.index, utc=True)).rename("ts")
+    bars = close.rename("close").reset_index()
+    return bars, estimate_volatility(close).table("X")
+
+
+def test_next_bar_sigma_is_the_next_bars_forecast_as_a_decimal_return(ftx):
+    bars, volatility = garch_frame(ftx[0].iloc[:3000])
+    sigma = next_bar_sigma(pd.Index(bars["ts"]), volatility)
+    assert sigma.index.equals(pd.Index(bars["ts"]))
+    scale = volatility["scale"].iloc[0]
+    decimal = (volatility["sigma"] / scale).to_numpy()
+    np.testing.assert_array_equal(sigma.to_numpy()[:-1], decimal[1:])
+    assert np.isnan(sigma.iloc[-1])  # the last bar has no next bar
+    assert 1e-4 < sigma.median() < 1e-2  # one-minute BTC: a few basis points
+
+
+def test_label_table_is_the_triple_barrier_events(ftx):
+    bars, volatility = garch_frame(ftx[0].iloc[:3000])
+    stored = label_table(bars, volatility, symbol="BTC-PERP", upper=2.0, lower=1.5, horizon=10)
+    close = bars.set_index("ts")["close"]
+    events = triple_barrier_labels(close, next_bar_sigma(close.index, volatility), upper=2.0,
+                                   lower=1.5, horizon=10)
+    assert list(stored.columns) == ["symbol", "t0", "t1", "label", "ret", "barrier", "sigma",
+                                    "weight"]
+    assert len(stored) == len(events) == 3000 - 10
+    assert (stored["t0"].to_numpy() == events.index.to_numpy()).all()
+    for column in ("t1", "label", "ret", "sigma", "weight"):
+        np.testing.assert_array_equal(stored[column].to_numpy(), events[column].to_numpy())
+    assert (stored["barrier"].to_numpy() == events["barrier"].astype(str).to_numpy()).all()
+    assert stored["barrier"].dtype == "string" and stored["label"].dtype == np.int8
+    counts = label_counts(stored)
+    assert list(counts["label"]) == ["-1 (lower)", "0 (vertical)", "+1 (upper)"]
+    assert counts["events"].tolist() == [int((stored["label"] == v).sum()) for v in (-1, 0, 1)]

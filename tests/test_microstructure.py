@@ -42,6 +42,7 @@ from bot4_dagster.features.microstructure import (
     microstructure_availability,
     microstructure_features,
 )
+from bot4_dagster.features.table import COLUMNS, availability_counts, feature_table
 
 EXPECTED_FEATURES = (
     "signed_volume_imbalance", "trade_count_imbalance", "kyle_lambda", "amihud_lambda",
@@ -335,6 +336,34 @@ def test_flat_bars_have_zero_corwin_schultz_spread(ftx):
     flat = ftx.head(200).assign(high=100.0, low=100.0, open=100.0, close=100.0)
     spread = microstructure_features(flat, volume_unit="quote")["corwin_schultz_spread"]
     assert (spread.dropna() == 0).all() and spread.notna().sum() == 200 - 20
+
+
+# --------------------------------------------------------------------------- the stored table
+
+def test_feature_table_of_ftx_bars(ftx):
+    stored, availability = feature_table(ftx, symbol="BTC-PERP", volume_unit="quote")
+    assert list(stored.columns) == list(COLUMNS) == ["symbol", "ts", *FEATURES, *QUOTE_FEATURES]
+    assert len(stored) == 45_031 and (stored["ts"].to_numpy() == ftx["ts"].to_numpy()).all()
+    assert stored["symbol"].dtype == "string" and (stored["symbol"] == "BTC-PERP").all()
+    direct = microstructure_features(ftx, volume_unit="quote")
+    pd.testing.assert_frame_equal(stored[list(FEATURES)], direct[list(FEATURES)])
+    assert stored[list(QUOTE_FEATURES)].isna().all().all()
+    assert availability_counts(availability) == {"exact": 9, "approximate": 1, "unavailable": 11}
+    assert stored["vpin"].isna().all() and stored["vpin_bvc"].notna().sum() > 40_000
+
+
+def test_feature_table_of_trades_and_quotes(bars, trades):
+    quotes = load_binance_quotes()
+    stored, availability = feature_table(bars, trades, quotes, symbol="BTCUSDT")
+    assert len(stored) == 126
+    assert availability_counts(availability) == {"exact": 21, "approximate": 0, "unavailable": 0}
+    assert stored["kyle_lambda"].notna().sum() > 100
+    assert stored["effective_spread"].notna().any()  # quotes cover the first ~4 minutes
+    # quotes count only with trades; an empty trade frame is no trades
+    bars_only, _ = feature_table(bars, trades.iloc[:0], quotes, symbol="BTCUSDT")
+    assert bars_only[list(QUOTE_FEATURES)].isna().all().all()
+    assert bars_only["kyle_lambda"].isna().all()
+    pd.testing.assert_frame_equal(bars_only, feature_table(bars, symbol="BTCUSDT")[0])
 
 
 # --------------------------------------------------------------------------- numba vs Python twin

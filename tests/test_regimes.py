@@ -232,3 +232,32 @@ def test_compare_with_arch_fails_on_a_perturbed_fit():
     # the zero-mean model is compared with arch's Zero mean
     zero = fit_garch(r, dist="normal", mean="zero")
     assert compare_with_arch(zero, r).passed
+
+
+# ------------------------------------------------------------------ the stored frame
+
+
+def test_stored_volatility_frame_is_the_estimate_per_bar():
+    close = ftx_close().iloc[:5000]
+    close.index = pd.to_datetime(close.index, utc=True)
+    est = estimate_volatility(close, symbol="BTC-PERP")
+    stored = est.table("BTC-PERP")
+    assert list(stored.columns) == ["symbol", "ts", "ret", "sigma", "std_resid", "regime", "scale"]
+    assert len(stored) == len(close) and (stored["ts"].to_numpy() == close.index.to_numpy()).all()
+    assert stored.iloc[0, 2:6].isna().all()  # the first bar has no return
+    frame = est.frame()
+    np.testing.assert_array_equal(stored["ret"].iloc[1:], frame["ret"])
+    np.testing.assert_array_equal(stored["sigma"].iloc[1:], est.fit.conditional_volatility)
+    np.testing.assert_array_equal(stored["std_resid"].iloc[1:], est.fit.std_resid)
+    assert (stored["regime"].iloc[1:].to_numpy() == frame["regime"].astype(str).to_numpy()).all()
+    assert (stored["scale"] == est.scale).all() and est.scale == 1000.0
+    assert stored["regime"].dtype == "string" and (stored["symbol"] == "BTC-PERP").all()
+
+
+def test_regime_table_counts_every_bar_with_a_return():
+    est = estimate_volatility(sp500_close())
+    table = est.regime_table()
+    assert list(table["regime"]) == list(REGIMES) and table["bars"].sum() == len(est.returns)
+    codes = est.regimes.codes(est.fit.conditional_volatility)
+    assert list(table["bars"]) == np.bincount(codes, minlength=4).tolist()
+    assert table["bars"].iloc[3] == pytest.approx(0.05 * len(est.returns), abs=2)

@@ -8,6 +8,9 @@ The first barrier the close path touches sets the label (+1 upper, −1 lower, 0
 return to that bar and the label's end time t1. Closes are used, not highs and lows, so a label is
 known at the close of its t1 bar. ``weight`` is the label's average uniqueness: how much of its
 return span (bars after t0 up to t1) it shares with no other label.
+
+``label_table`` is the stored ``ml.labels`` stage: bars and the stored GARCH volatility in,
+labels out, or ``InsufficientData`` when no event fits.
 """
 
 from __future__ import annotations
@@ -16,8 +19,11 @@ import numpy as np
 import pandas as pd
 
 from ..kernels import labels as k
+from .insufficient import InsufficientData
 
 BARRIERS = {k.UPPER: "upper", k.LOWER: "lower", k.VERTICAL: "vertical"}
+COLUMNS = ("symbol", "t0", "t1", "label", "ret", "barrier", "sigma", "weight")  # ml.labels
+STAGE = "triple-barrier labelling"
 
 
 def triple_barrier_labels(close: pd.Series, sigma: pd.Series, *, upper: float = 2.0,
@@ -71,3 +77,48 @@ def meta_labels(events: pd.DataFrame, side: pd.Series) -> pd.Series:
         raise ValueError("side has no value for some events")
     won = aligned.to_numpy() * events["ret"].to_numpy() > 0
     return pd.Series(won.astype(np.int8), index=events.index, name="meta_label")
+
+
+def next_bar_sigma(times: pd.Index, volatility: pd.DataFrame) -> pd.Series:
+    """σ of the next bar's return, known at this bar's close (the GARCH one-step forecast), as a
+    decimal return: ``sigma / scale`` of the stored ``ml.garch_volatility`` frame (columns ts,
+    sigma, scale), aligned to ``times`` and moved back one bar."""
+    vol = volatility.set_index("ts")
+    return (vol["sigma"] / vol["scale"]).reindex(times).shift(-1)
+
+
+def minimum_bars(horizon: int) -> int:
+    """Bars for one event: the bar it starts at and ``horizon`` bars ahead."""
+    return horizon + 1
+
+
+def label_table(bars: pd.DataFrame, volatility: pd.DataFrame, *, symbol: str, upper: float,
+                lower: float, horizon: int) -> pd.DataFrame:
+    """The stored labels of ``symbol``: symbol, t0, t1, label, ret, barrier, sigma, weight, one
+    row per event, barriers at ±upper/lower × the next bar's GARCH σ (``next_bar_sigma``)."""
+    if horizon >= 1 and len(bars) < minimum_bars(horizon):
+        raise InsufficientData(STAGE, symbol, minimum_bars(horizon), len(bars), "bars",
+                               f"an event needs its start bar and a horizon of {horizon} bars",
+                               noun="labels")
+    close = bars.set_index("ts")["close"]
+    events = triple_barrier_labels(close, next_bar_sigma(close.index, volatility), upper=upper,
+                                   lower=lower, horizon=horizon)
+    if events.empty:
+        raise InsufficientData(STAGE, symbol, 1, 0, "events",
+                               f"no bar with {horizon} bars ahead has a GARCH σ for its next bar",
+                               noun="labels")
+    stored = events.reset_index().assign(symbol=pd.array([symbol] * len(events), dtype="string"))
+    stored["barrier"] = stored["barrier"].astype("string")
+    return stored[list(COLUMNS)]
+
+
+def label_counts(labels: pd.DataFrame) -> pd.DataFrame:
+    """Events per label value (−1 lower, 0 vertical, +1 upper barrier first)."""
+    counts = labels["label"].value_counts().reindex([-1, 0, 1], fill_value=0)
+    return pd.DataFrame({"label": ["-1 (lower)", "0 (vertical)", "+1 (upper)"],
+                         "events": counts.to_numpy()})
+
+
+def mean_uniqueness(labels: pd.DataFrame) -> float:
+    """The labels' average uniqueness weight: 1 when no two labels overlap in time."""
+    return float(labels["weight"].mean())

@@ -11,6 +11,11 @@ from the microstructure features, out of sample, three ways:
    indistinguishable from zero (|SR| < 0.1, the specification's leakage test).
 
 The gap between 1 and 2 is the inflation that purging removes.
+
+**Minimum events.** The Sharpe ratio of a strategy on noise has standard error 1/√n, so telling
+|SR| < 0.1 at the 3 standard errors the AUC is judged by takes n ≥ (3 / 0.1)² = 900 sampled events
+with every feature defined (``MIN_EVENTS``); every training set must also hold both classes.
+Below that the proof proves nothing and raises ``InsufficientData`` instead.
 """
 
 from __future__ import annotations
@@ -25,6 +30,13 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import KFold
 
 from .cv import PurgedKFold
+from .insufficient import InsufficientData
+
+Z = 3.0  # standard errors within which the permuted-label AUC must sit around 0.5
+SHARPE_LIMIT = 0.1  # the specification's leakage test: |SR| of a strategy on permuted labels
+MIN_EVENTS = math.ceil((Z / SHARPE_LIMIT) ** 2)  # Z standard errors 1/√n within SHARPE_LIMIT
+COLUMNS = ("symbol", "measure", "value", "note")
+STAGE = "leakage proof"
 
 
 @dataclass(frozen=True)
@@ -39,6 +51,7 @@ class LeakageReport:
     auc_permuted_se: float
     sharpe_permuted: float
     sharpe_permuted_se: float
+    stride: int = 1  # every stride-th event was used
 
     @property
     def inflation(self) -> float:
@@ -46,11 +59,11 @@ class LeakageReport:
 
     @property
     def permuted_auc_ok(self) -> bool:
-        return abs(self.auc_permuted - 0.5) <= 3 * self.auc_permuted_se
+        return abs(self.auc_permuted - 0.5) <= Z * self.auc_permuted_se
 
     @property
     def permuted_sharpe_ok(self) -> bool:
-        return abs(self.sharpe_permuted) < 0.1
+        return abs(self.sharpe_permuted) < SHARPE_LIMIT
 
     def table(self) -> pd.DataFrame:
         rows = [
@@ -67,6 +80,20 @@ class LeakageReport:
     def as_dict(self) -> dict:
         return {**asdict(self), "inflation": self.inflation}
 
+    def stored(self, symbol: str) -> pd.DataFrame:
+        """The stored ``ml.leakage_proof`` rows: symbol, measure, value, note."""
+        table = self.table()
+        table.insert(0, "symbol", pd.array([symbol] * len(table), dtype="string"))
+        return table.astype({"measure": "string", "note": "string"})
+
+
+def event_stride(n_events: int, max_samples: int) -> int:
+    """Use every k-th event so that at most ``max_samples`` are left (the forests stay quick)."""
+    if max_samples < MIN_EVENTS:
+        raise ValueError(f"max_samples must be at least {MIN_EVENTS} (the proof's minimum), "
+                         f"got {max_samples}")
+    return max(1, -(-n_events // max_samples))
+
 
 def auc_standard_error(auc: float, n_pos: int, n_neg: int) -> float:
     """Hanley & McNeil (1982) standard error of an AUC."""
@@ -80,11 +107,18 @@ def _model(seed: int) -> RandomForestClassifier:
                                   max_samples=0.5, n_jobs=-1, random_state=seed)
 
 
-def _oos(x: np.ndarray, y: np.ndarray, splits, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _oos(x: np.ndarray, y: np.ndarray, splits, seed: int, what: str,
+         symbol: str | None) -> tuple[np.ndarray, np.ndarray]:
     """Pooled out-of-sample probabilities and each test sample's training base rate."""
     proba = np.full(len(y), np.nan)
     base = np.full(len(y), np.nan)
-    for train, test in splits:
+    for split, (train, test) in enumerate(splits):
+        counts = np.bincount(y[train], minlength=2)
+        if counts.min() == 0:
+            missing = "label > 0 (upper barrier)" if counts[1] == 0 else "label <= 0"
+            raise InsufficientData(STAGE, symbol, 1, 0,
+                                   f"events with {missing} in the training set of split {split}",
+                                   f"{what}: a classifier needs both classes to learn from")
         model = _model(seed).fit(x[train], y[train])
         proba[test] = model.predict_proba(x[test])[:, 1]
         base[test] = y[train].mean()
@@ -92,30 +126,37 @@ def _oos(x: np.ndarray, y: np.ndarray, splits, seed: int) -> tuple[np.ndarray, n
 
 
 def leakage_proof(features: pd.DataFrame, events: pd.DataFrame, *, n_splits: int = 5,
-                  embargo: int | None = None, stride: int = 1, seed: int = 0) -> LeakageReport:
+                  embargo: int | None = None, stride: int = 1, seed: int = 0,
+                  symbol: str | None = None) -> LeakageReport:
     """Run the three experiments on ``features`` (per bar, indexed by time) and triple-barrier
-    ``events`` (indexed by t0, with t1, label, ret); every ``stride``-th event is used."""
+    ``events`` (indexed by t0, with t1, label, ret); every ``stride``-th event with every feature
+    defined is used. Raises ``InsufficientData`` below ``MIN_EVENTS`` of them."""
     x_all = features.reindex(events.index)
     x_all = x_all.loc[:, x_all.notna().any()]
+    if x_all.shape[1] == 0:
+        raise InsufficientData(STAGE, symbol, 1, 0, "features with values at the events")
     keep = x_all.notna().all(axis=1).to_numpy()
     sample = events.loc[keep].iloc[::stride]
+    if len(sample) < MIN_EVENTS:
+        raise InsufficientData(STAGE, symbol, MIN_EVENTS, len(sample),
+                               "events with every feature defined",
+                               _shortfall(x_all, int(keep.sum()), stride))
     x = x_all.loc[sample.index].to_numpy(np.float64)
     y = (sample["label"].to_numpy() > 0).astype(np.int8)
-    if len(np.unique(y)) < 2:
-        raise ValueError("the labels have one class only: nothing to classify")
     embargo = max(1, len(sample) // 100) if embargo is None else embargo
     t1 = sample["t1"].copy()
     t1.index = sample.index
     purged = PurgedKFold(n_splits, t1, embargo=embargo)
     shuffled = KFold(n_splits, shuffle=True, random_state=seed)
 
-    proba, _ = _oos(x, y, shuffled.split(x), seed)
+    proba, _ = _oos(x, y, shuffled.split(x), seed, "shuffled K-fold", symbol)
     auc_shuffled = roc_auc_score(y, proba)
-    proba, _ = _oos(x, y, purged.split(x), seed)
+    proba, _ = _oos(x, y, purged.split(x), seed, "purged K-fold", symbol)
     auc_purged = roc_auc_score(y, proba)
 
     permuted = np.random.default_rng(seed).permutation(y)
-    proba, base = _oos(x, permuted, purged.split(x), seed)
+    proba, base = _oos(x, permuted, purged.split(x), seed, "purged K-fold on permuted labels",
+                       symbol)
     auc_permuted = roc_auc_score(permuted, proba)
     n_pos = int(permuted.sum())
     position = np.sign(proba - base)
@@ -124,4 +165,24 @@ def leakage_proof(features: pd.DataFrame, events: pd.DataFrame, *, n_splits: int
     return LeakageReport(
         len(y), x.shape[1], n_splits, embargo, float(auc_shuffled), float(auc_purged),
         float(auc_permuted), auc_standard_error(auc_permuted, n_pos, len(y) - n_pos), sharpe,
-        math.sqrt((1 + sharpe ** 2 / 2) / len(pnl)))
+        math.sqrt((1 + sharpe ** 2 / 2) / len(pnl)), stride)
+
+
+def _shortfall(x: pd.DataFrame, usable: int, stride: int) -> str:
+    """Why the events are too few: the feature that is defined last, and the sampling."""
+    first = x.notna().idxmax()
+    late = first.sort_values().index[-1]
+    text = (f"{late} is first defined at {first[late]}; |SR| < {SHARPE_LIMIT:g} on permuted "
+            f"labels at {Z:g} standard errors (1/√n) takes {MIN_EVENTS:,}")
+    return text + (f"; 1 in {stride} of the {usable:,} such events is used" if stride > 1 else "")
+
+
+def leakage_proof_of_tables(features: pd.DataFrame, labels: pd.DataFrame, *, symbol: str,
+                            n_splits: int = 5, max_samples: int = 25_000,
+                            seed: int = 0) -> LeakageReport:
+    """``leakage_proof`` on the stored tables: ``features.microstructure_features`` (symbol, ts,
+    features) and ``ml.labels`` (t0, t1, label, ret), at most ``max_samples`` events."""
+    events = labels.set_index(pd.DatetimeIndex(labels["t0"]))[["t1", "label", "ret"]]
+    return leakage_proof(features.set_index("ts").drop(columns=["symbol"]), events,
+                         n_splits=n_splits, stride=event_stride(len(events), max_samples),
+                         seed=seed, symbol=symbol)

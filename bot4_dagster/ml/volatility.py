@@ -4,6 +4,9 @@ GARCH(1,1) fit, regimes and diagnostics; and the comparison with ``arch`` that g
 Returns are percent returns, 100·(c_t/c_{t−1} − 1). When their variance is below 0.1 (one-minute
 crypto bars, for example), they are multiplied by further powers of ten until it is not, as arch
 recommends; ``scale`` records the factor from decimal returns (100 = percent, 10,000 = basis points).
+
+``VolatilityEstimate.table`` is the stored ``ml.garch_volatility`` frame: one row per bar, the
+first without a return.
 """
 
 from __future__ import annotations
@@ -17,13 +20,15 @@ import pandas as pd
 
 from ..kernels import pct_returns
 from .diagnostics import arch_lm, ljung_box
-from .garch import GarchFit, fit_garch
-from .regimes import VolatilityRegimes
+from .garch import MIN_OBS, GarchFit, fit_garch
+from .insufficient import InsufficientData
+from .regimes import REGIMES, VolatilityRegimes
 
 # what "agrees with arch" means (numerics.md §1): log-likelihood never lower than arch's by more
 # than 1e-8 relative, parameters equal to 1e-4 (relative to the parameter when it exceeds 1)
 LL_RTOL = 1e-8
 PARAM_TOL = 1e-4
+COLUMNS = ("symbol", "ts", "ret", "sigma", "std_resid", "regime", "scale")  # ml.garch_volatility
 
 
 def scaled_returns(close: pd.Series) -> tuple[pd.Series, float]:
@@ -46,6 +51,7 @@ class VolatilityEstimate:
     fit: GarchFit
     regimes: VolatilityRegimes
     diagnostics: pd.DataFrame = field(default=None)
+    times: pd.Index | None = None  # every bar's time, the first (no return) included
 
     def frame(self) -> pd.DataFrame:
         """Per bar: return, conditional volatility and regime (the first bar has no return)."""
@@ -55,13 +61,39 @@ class VolatilityEstimate:
         frame["regime"] = self.regimes.label(frame["sigma"])
         return frame
 
+    def table(self, symbol: str) -> pd.DataFrame:
+        """The stored frame: symbol, ts, ret and sigma (decimal returns x ``scale``), std_resid
+        (z), regime, scale; one row per bar, NaN where the first bar has no return."""
+        times = self.times if self.times is not None else self.returns.index
+        frame = self.frame().reindex(times)
+        frame["regime"] = frame["regime"].astype("string")
+        frame["scale"] = self.scale
+        frame["ts"] = times
+        frame["symbol"] = pd.array([symbol] * len(frame), dtype="string")
+        return frame[list(COLUMNS)].reset_index(drop=True)
+
+    def regime_table(self) -> pd.DataFrame:
+        """The regime thresholds with the number of bars that fall in each regime."""
+        counts = self.frame()["regime"].value_counts().reindex(list(REGIMES), fill_value=0)
+        return self.regimes.table().assign(bars=counts.to_numpy())
+
+
+MIN_BARS = MIN_OBS + 1  # GARCH is fitted on at least MIN_OBS returns, one per bar after the first
+
 
 def estimate_volatility(close: pd.Series, *, dist: str = "t", l2: float = 0.0,
-                        prior: tuple[float, float] = (0.0, 0.0)) -> VolatilityEstimate:
+                        prior: tuple[float, float] = (0.0, 0.0),
+                        symbol: str | None = None) -> VolatilityEstimate:
+    """GARCH(1,1) on the scaled returns of ``close``, with regimes and diagnostics; raises
+    ``InsufficientData`` (naming ``symbol``) below ``MIN_BARS`` closes."""
+    if len(close) < MIN_BARS:
+        raise InsufficientData("GARCH", symbol, MIN_BARS, len(close), "bars",
+                               f"GARCH(1,1) is fitted on at least {MIN_OBS} returns",
+                               noun="GARCH volatility")
     returns, scale = scaled_returns(close)
     fit = fit_garch(returns, dist=dist, l2=l2, prior=prior)
     regimes = VolatilityRegimes.fit(fit.conditional_volatility)
-    return VolatilityEstimate(returns, scale, fit, regimes, diagnose(fit))
+    return VolatilityEstimate(returns, scale, fit, regimes, diagnose(fit), close.index)
 
 
 def diagnose(fit: GarchFit, lags: int = 10, arch_lags: int = 5) -> pd.DataFrame:
