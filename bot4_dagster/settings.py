@@ -15,6 +15,15 @@ run_coordinator:
   class: QueuedRunCoordinator
   config:
     max_concurrent_runs: 4
+    tag_concurrency_limits:  # runs of one symbol partition never overlap (as in `bot4 run`)
+      - key: dagster/partition
+        value:
+          applyLimitPerUniqueValue: true
+        limit: 1
+python_logs:  # "warehouse locked by PID N, waiting…" from inside a step reaches the run's log
+  managed_python_loggers:
+    - bot4_dagster.warehouse
+  python_log_level: WARNING
 """
 
 
@@ -28,6 +37,16 @@ def warehouse_path() -> Path:
 
 def cache_dir() -> Path:
     return state_dir() / "cache"
+
+
+def bench_dir() -> Path:
+    """Where ``make bench`` writes its reports."""
+    return state_dir() / "bench"
+
+
+def latest_bench_report() -> Path:
+    """The report of the latest ``make bench``, which the perf manifest reads."""
+    return bench_dir() / "latest.json"
 
 
 def dagster_home() -> Path:

@@ -8,13 +8,13 @@ import pandas as pd
 import pytest
 from archive_builders import build_tree, ftx_bars, tardis_trades
 from archive_server import ArchiveServer
+from pipeline import failure_of, materialize
 
-from bot4_dagster.automation.partitions import SYMBOLS, range_tags
+from bot4_dagster.assets.keys import INGEST
+from bot4_dagster.automation.partitions import SYMBOLS
 from bot4_dagster.data.warehouse import Slice, Warehouse
 from bot4_dagster.definitions import build_definitions
 from bot4_dagster.resources import MarketDataResource
-
-QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 
 
 @pytest.fixture(scope="module")
@@ -30,14 +30,12 @@ def instance():
         yield inst
 
 
-def ingest(server, tmp_path, instance, table, first, last, **config):
+def ingest(server, tmp_path, instance, table, window=None, **config):
+    """Ingest ``table`` for BTCUSDT: the window (start, end) or, by default, all the source holds."""
     source = MarketDataResource(source="binance", symbols=["BTCUSDT"], base_url=server.url, **config)
     defs = build_definitions(source, str(tmp_path / "w.duckdb"))
-    job = "ingest_bars" if table == "bars" else "ingest_ticks"
-    tags = range_tags(table, "BTCUSDT", pd.Timestamp(first, tz="UTC"), pd.Timestamp(last, tz="UTC"))
-    return defs.resolve_job_def(job).execute_in_process(
-        instance=instance, tags=tags, raise_on_error=False, run_config=QUIET,
-        asset_selection=[dg.AssetKey(["market", table])])
+    ops = {f"market__{table}": dict(zip(("start", "end"), window))} if window else None
+    return materialize(defs, instance, "BTCUSDT", INGEST[table], ops=ops)
 
 
 def stored(tmp_path, table) -> pd.DataFrame:
@@ -45,8 +43,7 @@ def stored(tmp_path, table) -> pd.DataFrame:
 
 
 def test_klines_for_two_months_are_downloaded_verified_and_stored(server, tmp_path, instance):
-    result = ingest(server, tmp_path, instance, "bars", "2022-01-01", "2022-02-01",
-                    start="2022-01-01", end="2022-02-02")
+    result = ingest(server, tmp_path, instance, "bars", start="2022-01-01", end="2022-02-02")
     assert result.success
     bars = stored(tmp_path, "bars")
     expected = ftx_bars()
@@ -59,8 +56,8 @@ def test_klines_for_two_months_are_downloaded_verified_and_stored(server, tmp_pa
 
 
 def test_aggtrades_day_becomes_trades(server, tmp_path, instance):
-    result = ingest(server, tmp_path, instance, "trades", "2020-02-22", "2020-02-22",
-                    start="2020-02-22", end="2020-02-23", market="um", trades=True)
+    result = ingest(server, tmp_path, instance, "trades", start="2020-02-22", end="2020-02-23",
+                    market="um", trades=True)
     assert result.success
     trades = stored(tmp_path, "trades")
     raw = tardis_trades()
@@ -71,17 +68,16 @@ def test_aggtrades_day_becomes_trades(server, tmp_path, instance):
 @pytest.mark.parametrize(("day", "rule"), [("2022-01-16", "zip_integrity"),
                                            ("2022-01-17", "checksum")])
 def test_a_bad_archive_file_fails_the_run_and_writes_nothing(server, tmp_path, instance, day, rule):
-    good = ingest(server, tmp_path, instance, "bars", "2022-01-15", "2022-01-15",
-                  start="2022-01-15", end="2022-01-16")
+    good = ingest(server, tmp_path, instance, "bars", start="2022-01-15", end="2022-01-16")
     assert good.success
     before = stored(tmp_path, "bars")
     assert len(before) == 1_440  # the µs-stamped daily file of 2022-01-15
 
     end = (pd.Timestamp(day) + pd.Timedelta(days=1)).date().isoformat()
-    bad = ingest(server, tmp_path, instance, "bars", day, day, start="2022-01-15", end=end)
+    bad = ingest(server, tmp_path, instance, "bars", (day, end), start="2022-01-15", end=end)
 
     assert not bad.success
-    failure = bad.get_step_failure_events()[0].step_failure_data.user_failure_data
+    failure = failure_of(bad)
     assert failure.metadata["rule"].value == rule
     assert f"BTCUSDT-1m-{day}.zip" in failure.description
     pd.testing.assert_frame_equal(stored(tmp_path, "bars"), before)

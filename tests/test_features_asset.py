@@ -8,14 +8,17 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import FTX, QUOTES, TRADES
+from pipeline import failure_of, materialize, metadata_of
 
-from bot4_dagster.automation.partitions import SYMBOLS, range_tags
+from bot4_dagster.assets.keys import BARS
+from bot4_dagster.assets.keys import FEATURES as FEATURE_KEY
+from bot4_dagster.assets.keys import QUOTES as QUOTE_KEY
+from bot4_dagster.assets.keys import TRADES as TRADE_KEY
+from bot4_dagster.automation.partitions import SYMBOLS
 from bot4_dagster.data.warehouse import Slice, Warehouse
 from bot4_dagster.definitions import build_definitions
 from bot4_dagster.features.microstructure import FEATURES, QUOTE_FEATURES
 from bot4_dagster.resources import MarketDataResource
-
-QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 
 
 def binance_klines_of(trades_file) -> bytes:
@@ -50,22 +53,13 @@ def folder(tmp_path):
     return path
 
 
-def materialize(folder, tmp_path, instance, symbol, first, last):
+def features_of(folder, tmp_path, instance, symbol):
     source = MarketDataResource(source="files", path=str(folder), symbol="BTC-PERP",
                                 volume_unit="quote")
     defs = build_definitions(source, str(tmp_path / "w.duckdb"))
-    tags = range_tags("bars", symbol, pd.Timestamp(first, tz="UTC"), pd.Timestamp(last, tz="UTC"))
-    ingest = defs.resolve_job_def("ingest_bars").execute_in_process(
-        instance=instance, tags=tags, raise_on_error=False, run_config=QUIET)
-    assert ingest.success
-    if symbol == "BTCUSDT":
-        day = pd.Timestamp(first, tz="UTC")
-        ticks = defs.resolve_job_def("ingest_ticks").execute_in_process(
-            instance=instance, tags=range_tags("trades", symbol, day, day), raise_on_error=False,
-            run_config=QUIET)
-        assert ticks.success
-    return defs.resolve_job_def("microstructure_features").execute_in_process(
-        instance=instance, partition_key=symbol, raise_on_error=False, run_config=QUIET)
+    ingest = [BARS, TRADE_KEY, QUOTE_KEY] if symbol == "BTCUSDT" else [BARS]
+    assert materialize(defs, instance, symbol, *ingest).success
+    return materialize(defs, instance, symbol, FEATURE_KEY)
 
 
 @pytest.fixture
@@ -81,25 +75,27 @@ def stored(tmp_path, symbol) -> pd.DataFrame:
 
 
 def test_ftx_bars_give_the_bar_features_and_say_what_is_missing(folder, tmp_path, instance):
-    result = materialize(folder, tmp_path, instance, "BTC-PERP", "2021-12-31 23:01", "2022-02-01")
+    result = features_of(folder, tmp_path, instance, "BTC-PERP")
     assert result.success
     frame = stored(tmp_path, "BTC-PERP")
     assert len(frame) == 45_031
     assert list(frame.columns) == ["symbol", "ts", *FEATURES, *QUOTE_FEATURES]
-    metadata = result.get_asset_materialization_events()[0].materialization.metadata
+    metadata = metadata_of(result, FEATURE_KEY)
     assert metadata["volume_unit"].value == "quote"  # read back from the bars' materialization
     assert (metadata["exact"].value, metadata["approximate"].value,
             metadata["unavailable"].value) == (9, 1, 11)
-    assert "bulk volume classification" in metadata["availability"].value
+    availability = {r.data["feature"]: r.data for r in metadata["availability"].value.records}
+    assert "bulk volume classification" in availability["signed_volume_imbalance"]["reason"]
     assert metadata["plot"].value.startswith("![VPIN and Kyle lambda](data:image/png;base64,")
-    assert "corwin_schultz_spread" in metadata["summary"].value
+    summary = {r.data["feature"] for r in metadata["summary"].value.records}
+    assert "corwin_schultz_spread" in summary
     assert frame["vpin"].isna().all() and frame["vpin_bvc"].notna().sum() > 40_000
 
 
 def test_trades_and_quotes_make_every_feature_exact(folder, tmp_path, instance):
-    result = materialize(folder, tmp_path, instance, "BTCUSDT", "2020-02-22", "2020-02-22")
+    result = features_of(folder, tmp_path, instance, "BTCUSDT")
     assert result.success
-    metadata = result.get_asset_materialization_events()[0].materialization.metadata
+    metadata = metadata_of(result, FEATURE_KEY)
     assert (metadata["exact"].value, metadata["approximate"].value,
             metadata["unavailable"].value) == (21, 0, 0)
     assert metadata["volume_unit"].value == "base"
@@ -112,8 +108,6 @@ def test_trades_and_quotes_make_every_feature_exact(folder, tmp_path, instance):
 def test_a_symbol_without_bars_fails_clearly(folder, tmp_path, instance):
     source = MarketDataResource(source="files", path=str(folder), symbol="BTC-PERP")
     defs = build_definitions(source, str(tmp_path / "w.duckdb"))
-    result = defs.resolve_job_def("microstructure_features").execute_in_process(
-        instance=instance, partition_key="BTCUSDT", raise_on_error=False, run_config=QUIET)
+    result = materialize(defs, instance, "BTCUSDT", FEATURE_KEY)
     assert not result.success
-    failure = result.get_step_failure_events()[0].step_failure_data.user_failure_data
-    assert "no bars for BTCUSDT" in failure.description
+    assert "no microstructure features for BTCUSDT: 0 bars" in failure_of(result).description

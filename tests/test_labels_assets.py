@@ -5,29 +5,24 @@ from __future__ import annotations
 
 import dagster as dg
 import numpy as np
-import pandas as pd
 import pytest
 from conftest import FTX
+from pipeline import materialize
 
+from bot4_dagster.assets.keys import BARS, FEATURES, LABELS, LEAKAGE, VOLATILITY
+from bot4_dagster.assets.keys import FOLDS as FOLD_KEY
 from bot4_dagster.assets.labels import no_leakage
-from bot4_dagster.automation.partitions import SYMBOLS, range_tags
+from bot4_dagster.automation.partitions import SYMBOLS
 from bot4_dagster.data.warehouse import Slice, Warehouse
 from bot4_dagster.definitions import build_definitions
 from bot4_dagster.resources import MarketDataResource
 
-QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
-CHAIN = ("microstructure_features", "garch_volatility", "labels_and_folds")
 
-
-def materialize_chain(defs, instance, symbol, first, last) -> dg.ExecutionResult:
-    tags = range_tags("bars", symbol, pd.Timestamp(first, tz="UTC"), pd.Timestamp(last, tz="UTC"))
-    assert defs.resolve_job_def("ingest_bars").execute_in_process(
-        instance=instance, tags=tags, raise_on_error=False, run_config=QUIET).success
-    result = None
-    for job in CHAIN:
-        result = defs.resolve_job_def(job).execute_in_process(
-            instance=instance, partition_key=symbol, raise_on_error=False, run_config=QUIET)
-        assert result.success, job
+def materialize_chain(defs, instance, symbol) -> dg.ExecuteInProcessResult:
+    """Bars, features and volatility first, then labels, folds and the proof in one run."""
+    assert materialize(defs, instance, symbol, BARS, FEATURES, VOLATILITY).success
+    result = materialize(defs, instance, symbol, LABELS, FOLD_KEY, LEAKAGE)
+    assert result.success
     return result
 
 
@@ -38,16 +33,16 @@ def chain(request, tmp_path_factory):
     folder.mkdir()
     (folder / FTX.name).symlink_to(FTX)
     if request.param == "bundled":
-        market, symbol, span = MarketDataResource(symbols=["SP500"]), "SP500", ("1999-01-04", "2018-12-31")
+        market, symbol = MarketDataResource(symbols=["SP500"]), "SP500"
     else:
         market = MarketDataResource(source="files", path=str(folder), symbol="BTC-PERP",
                                     volume_unit="quote")
-        symbol, span = "BTC-PERP", ("2021-12-31 23:01", "2022-02-01")
+        symbol = "BTC-PERP"
     defs = build_definitions(market, str(tmp / "w.duckdb"))
     with pytest.MonkeyPatch.context() as env, dg.instance_for_test() as instance:
         env.setenv("BOT4_HOME", str(tmp / "bot4_home"))  # module scope: its own state folder
         instance.add_dynamic_partitions(SYMBOLS.name, [symbol])
-        result = materialize_chain(defs, instance, symbol, *span)
+        result = materialize_chain(defs, instance, symbol)
         yield dict(result=result, warehouse=Warehouse(tmp / "w.duckdb"), symbol=symbol)
 
 
@@ -62,6 +57,8 @@ def test_labels_folds_and_the_leakage_check(chain):
     assert folds["cpcv_paths"].value == 5 and folds["purged_total"].value > 0
     assert folds["embargoed_total"].value > 0
     assert folds["diagram"].value.startswith("![folds](data:image/png;base64,")
+    assert {r.data["scheme"] for r in folds["splits"].value.records} == {
+        "purged_kfold", "walk_forward", "cpcv"}
     labels = warehouse.read(Slice("ml.labels", {"symbol": [symbol]}), order_by="t0")
     assert set(labels["label"].unique()) <= {-1, 0, 1} and (labels["t1"] >= labels["t0"]).all()
     assert labels["weight"].between(0, 1).all()
@@ -75,7 +72,8 @@ def test_the_leakage_figures(chain):
                 for e in chain["result"].get_asset_materialization_events()}["ml/leakage_proof"]
     assert metadata["inflation"].value > 0.02  # shuffled K-fold leaks, purging removes it
     assert abs(metadata["sharpe_permuted"].value) < 0.1
-    assert "within 0.5 ± 3 SE: True" in metadata["results"].value
+    notes = [r.data["note"] for r in metadata["results"].value.records]
+    assert any("within 0.5 ± 3 SE: True" in (note or "") for note in notes), notes
 
 
 def test_the_check_catches_a_leak_in_the_stored_folds(chain):

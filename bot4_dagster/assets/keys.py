@@ -1,7 +1,14 @@
-"""Asset keys and partition mappings that several asset modules share."""
+"""Every asset key, declared once. Asset modules, jobs, sensors and ``bot4 run`` refer to these
+names, so a key cannot be spelled two ways."""
 
 import dagster as dg
 
 BARS, TRADES, QUOTES = (dg.AssetKey(["market", t]) for t in ("bars", "trades", "quotes"))
-# a per-symbol asset reads all time partitions of its symbol
-BY_SYMBOL = dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="symbol")
+INGEST = {"bars": BARS, "trades": TRADES, "quotes": QUOTES}  # table -> its ingest asset
+
+FEATURES = dg.AssetKey(["features", "microstructure_features"])
+VOLATILITY = dg.AssetKey(["ml", "garch_volatility"])
+LABELS = dg.AssetKey(["ml", "labels"])
+FOLDS = dg.AssetKey(["ml", "cv_folds"])
+LEAKAGE = dg.AssetKey(["ml", "leakage_proof"])
+PERF_MANIFEST = dg.AssetKey(["perf", "manifest"])

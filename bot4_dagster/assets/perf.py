@@ -4,17 +4,20 @@ were in the latest ``make bench`` report. Later stages add their benchmarks to t
 import dagster as dg
 
 from ..perf.manifest import build_manifest
-from ..settings import state_dir
+from ..settings import latest_bench_report
+from .keys import PERF_MANIFEST
+from .metadata import column_schema
 
 
 @dg.asset(
-    key=["perf", "manifest"],
+    key=PERF_MANIFEST,
+    metadata={"dagster/column_schema": column_schema("perf.manifest")},
     description="Hardware (AVX-512 in use?), library versions and the latest benchmark report.",
     kinds={"duckdb", "numba"},
     group_name="performance",
 )
 def perf_manifest(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-    manifest = build_manifest(state_dir() / "bench" / "latest.json")
+    manifest = build_manifest(latest_bench_report())
     if manifest.benchmarks.empty:
         context.log.info("no benchmark report yet: run `make bench`, then re-materialize")
     return dg.MaterializeResult(value=manifest.benchmarks, metadata={

@@ -1,39 +1,44 @@
-"""Partitions. Per-instrument assets are partitioned by symbol (dynamic: the source decides which
-symbols exist); market data also by time, so a scheduled run ingests only the newest slice.
+"""Partitions: one per symbol, for every per-instrument asset.
 
-- bars: symbol x month. A month is 21 daily bars or 43,200 one-minute bars: 20 years of daily
-  history is 240 partitions per symbol (ingested as one run per symbol, see ``bot4 run``), a month
-  of 1-minute bars a comfortable 3 MB, and Binance's archive publishes monthly kline files.
-- trades, quotes: symbol x day. A liquid pair trades millions of times a month; a day is what
-  Binance's and Tardis.dev's daily files hold and what fits in memory on a laptop.
+Why not symbol x month or symbol x day: histories differ by decades (the S&P 500 since 1999, a
+perpetual future since last month), and a symbol x time grid shows every month a symbol never
+traded as "missing". A symbol partition is materialized or not, which is true; within it, ingests
+merge by key (``Warehouse.merge``), so any window can be (re)ingested without touching the rest,
+and a scheduled run reads only the newest window (run config ``start``/``end``). README,
+"Partitions".
 """
 
 from __future__ import annotations
 
+import fcntl
+from collections.abc import Iterable
+
 import dagster as dg
 
+from ..data.symbols import check_symbol
+from ..settings import state_dir
+
 SYMBOLS = dg.DynamicPartitionsDefinition(name="symbol")
-MONTHS = dg.MonthlyPartitionsDefinition(start_date="1990-01-01", end_offset=1)
-DAYS = dg.DailyPartitionsDefinition(start_date="2017-01-01", end_offset=1)
-
-BAR_PARTITIONS = dg.MultiPartitionsDefinition({"symbol": SYMBOLS, "month": MONTHS})
-TICK_PARTITIONS = dg.MultiPartitionsDefinition({"symbol": SYMBOLS, "day": DAYS})
-
-# the time dimension of each ingest table
-TIME_DIMENSION = {"bars": ("month", MONTHS), "trades": ("day", DAYS), "quotes": ("day", DAYS)}
-PARTITIONS = {"bars": BAR_PARTITIONS, "trades": TICK_PARTITIONS, "quotes": TICK_PARTITIONS}
 
 
-def partition_key(table: str, symbol: str, when) -> dg.MultiPartitionKey:
-    """The partition of ``table`` that holds ``symbol`` at time ``when``."""
-    dim, definition = TIME_DIMENSION[table]
-    window_key = definition.get_partition_key_for_timestamp(when.timestamp())
-    return dg.MultiPartitionKey({"symbol": symbol, dim: window_key})
+def register_symbols(instance: dg.DagsterInstance, symbols: Iterable[str]) -> list[str]:
+    """Add the symbols that are not partitions yet; returns the ones added.
 
-
-def range_tags(table: str, symbol: str, start, end) -> dict[str, str]:
-    """Run tags that make one run cover every partition of ``symbol`` from ``start`` to ``end``."""
-    return {
-        "dagster/asset_partition_range_start": str(partition_key(table, symbol, start)),
-        "dagster/asset_partition_range_end": str(partition_key(table, symbol, end)),
-    }
+    Concurrent ``bot4 run`` processes serialise on a lock file in BOT4_HOME; the daemon's
+    ``symbol_sensor`` takes no such lock, so a key that appears between our read and our write
+    (Dagster's ``UNIQUE constraint``) is accepted when a re-read shows it there.
+    """
+    wanted = [check_symbol(s, where="symbol partition") for s in symbols]
+    lock_path = state_dir() / "locks" / "symbol-partitions.lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        known = set(instance.get_dynamic_partitions(SYMBOLS.name))
+        missing = sorted(set(wanted) - known)
+        if missing:
+            try:
+                instance.add_dynamic_partitions(SYMBOLS.name, missing)
+            except Exception:
+                if not set(missing) <= set(instance.get_dynamic_partitions(SYMBOLS.name)):
+                    raise
+    return missing

@@ -1,5 +1,7 @@
 """Sensors. ``symbol_sensor`` keeps the dynamic ``symbol`` partitions in step with the source, so
-new instruments appear in the UI (and in schedules) without anyone adding them by hand."""
+new instruments appear in the UI (and in schedules) without anyone adding them by hand;
+``automation_sensor`` evaluates the assets' automation conditions (Dagster's default one is
+stopped until someone starts it), so a scheduled ingest refreshes everything downstream."""
 
 import dagster as dg
 
@@ -18,4 +20,10 @@ def symbol_sensor(context: dg.SensorEvaluationContext, market_data: MarketDataRe
     return dg.SensorResult(dynamic_partitions_requests=[SYMBOLS.build_add_request(new)])
 
 
-SENSORS = [symbol_sensor]
+automation_sensor = dg.AutomationConditionSensorDefinition(
+    "automation_sensor", target=dg.AssetSelection.all(),
+    default_status=dg.DefaultSensorStatus.RUNNING, minimum_interval_seconds=30,
+    description="Requests the downstream partitions whose dependencies updated and whose "
+                "blocking checks passed (each asset's automation condition).")
+
+SENSORS = [symbol_sensor, automation_sensor]

@@ -63,6 +63,9 @@ def _who(pid: int | None) -> str:
     return f"PID {pid}" + (" (this process)" if pid == os.getpid() else "")
 
 
+OWN_LOCK_QUIET_S = 5.0  # concurrent bot4 writes queue briefly: say so only if it lasts
+
+
 class Wait:
     """One attempt to get the warehouse: a deadline, and one warning naming the holder."""
 
@@ -73,10 +76,12 @@ class Wait:
         self.warned = False
         self.delay = 0.05
 
-    def blocked(self, pid: int | None, holder: str) -> None:
-        """Called after each failed attempt: warn once, raise past the deadline, else sleep."""
+    def blocked(self, pid: int | None, holder: str, quiet_s: float = 0.0) -> None:
+        """Called after each failed attempt: warn once (not before ``quiet_s``, capped at half
+        the timeout), raise past the deadline, else sleep."""
         waited = time.monotonic() - self.started
-        if not self.warned and (pid is not None or waited > 0.5):
+        quiet_s = min(quiet_s, self.timeout_s / 2)
+        if not self.warned and waited >= quiet_s and (pid is not None or waited > 0.5):
             self.warned = True
             log.warning("warehouse locked by %s, waiting… (%s: %s; giving up after %g s, "
                         "set by %s)", _who(pid), self.path, holder, self.timeout_s, TIMEOUT_ENV)
@@ -100,8 +105,9 @@ class PidLock:
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                     break
-                except BlockingIOError:
-                    wait.blocked(self.holder(), f"another bot4 process holds {self.path.name}")
+                except BlockingIOError:  # another bot4 write, usually over in a moment
+                    wait.blocked(self.holder(), f"another bot4 process holds {self.path.name}",
+                                 quiet_s=OWN_LOCK_QUIET_S)
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         except BaseException:
