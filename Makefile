@@ -4,15 +4,26 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 export BOT4_HOME ?= $(CURDIR)/.bot4
+UI_PORT ?= 3000
 
 .PHONY: run test ui bench status clean
 
+# pip's full output goes to $(VENV)/install.log; tools/install_progress.py prints a line per phase
 $(STAMP): pyproject.toml
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@echo "installing bot4_dagster and its pinned dependencies into $(VENV) (about a minute) ..."
-	@$(BIN)/pip install --disable-pip-version-check -e '.[dev]' > $(VENV)/install.log 2>&1 \
-		|| { tail -n 30 $(VENV)/install.log; echo "pip install failed: see $(VENV)/install.log"; exit 1; }
-	@$(BIN)/python -c "import bot4_dagster.definitions" >/dev/null
+	@start=$$(date +%s); \
+	if test -x $(BIN)/python; then echo "[1/4] using the existing virtualenv $(VENV)"; \
+	else echo "[1/4] creating the virtualenv $(VENV) with $$($(PYTHON) --version) ..."; \
+		$(PYTHON) -m venv $(VENV) || exit 1; fi; \
+	echo "[2/4] resolving and downloading the pinned dependencies of bot4_dagster[dev] (full log: $(VENV)/install.log) ..."; \
+	{ $(BIN)/pip install --disable-pip-version-check -e '.[dev]' 2>&1; echo $$? > $(VENV)/install.status; } \
+		| tee $(VENV)/install.log | $(BIN)/python -u tools/install_progress.py $(VENV); \
+	if test "$$(cat $(VENV)/install.status)" != 0; then \
+		echo "---- last 30 lines of $(VENV)/install.log ----"; tail -n 30 $(VENV)/install.log; \
+		echo "pip install failed (exit $$(cat $(VENV)/install.status)): see $(VENV)/install.log"; exit 1; fi; \
+	echo "[4/4] checking that bot4_dagster.definitions imports ..."; \
+	$(BIN)/python -c "import bot4_dagster.definitions" >/dev/null \
+		|| { echo "installed, but 'import bot4_dagster.definitions' failed (above)"; exit 1; }; \
+	echo "installed in $$(( $$(date +%s) - start )) s; $(VENV) takes $$(du -sh $(VENV) | cut -f1)"
 	@touch $(STAMP)
 
 run: $(STAMP)  ## materialize every asset on the bundled data, then print a summary
@@ -21,13 +32,17 @@ run: $(STAMP)  ## materialize every asset on the bundled data, then print a summ
 test: $(STAMP)  ## the whole test suite
 	@$(BIN)/pytest
 
-ui: $(STAMP)  ## Dagster UI on http://127.0.0.1:3000 over the same instance `make run` wrote
-	@DAGSTER_HOME=$$($(BIN)/bot4 home) $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+# `dg dev` reads [tool.dg] in pyproject.toml and serves the code location bot4_dagster with this
+# venv's interpreter; VIRTUAL_ENV tells dg that the venv it runs from is the project's .venv.
+ui: $(STAMP)  ## Dagster UI (`dg dev`) on http://127.0.0.1:$(UI_PORT) over the instance `make run` wrote
+	@DAGSTER_HOME=$$($(BIN)/bot4 home) VIRTUAL_ENV=$(abspath $(VENV)) \
+		$(BIN)/dg dev -h 127.0.0.1 -p $(UI_PORT)
 
-bench: $(STAMP)  ## benchmarks/ : p50/p95/p99 and ratios to references, JSON in .bot4/bench/
+bench: $(STAMP)  ## benchmarks/ : p50/p95/p99 and ratios to references, then refresh perf/manifest
 	@$(BIN)/python -m benchmarks
+	@$(BIN)/bot4 run --select perf/manifest
 
-status: $(STAMP)  ## rows per warehouse table
+status: $(STAMP)  ## rows and first/last timestamp per warehouse table and symbol
 	@$(BIN)/bot4 status
 
 clean:  ## remove generated state (warehouse, Dagster instance, caches), keep the virtualenv

@@ -1,16 +1,18 @@
-"""Run every ``benchmarks/bench_*.py``, print the table, write ``$BOT4_HOME/bench/*.json``."""
+"""Run every ``benchmarks/bench_*.py``: one line per benchmark as it finishes, then the table;
+write ``$BOT4_HOME/bench/*.json``."""
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import pkgutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bot4_dagster.perf import Report
+from bot4_dagster.perf import Benchmark, Report
+from bot4_dagster.perf.harness import progress_line
+from bot4_dagster.settings import bench_dir, latest_bench_report
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -24,9 +26,6 @@ def bench_modules() -> list[str]:
     )
 
 
-def bench_dir() -> Path:
-    """``$BOT4_HOME/bench`` (BOT4_HOME defaults to ``.bot4`` in the current directory)."""
-    return Path(os.environ.get("BOT4_HOME") or ".bot4") / "bench"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -35,17 +34,21 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="only benchmarks whose 'group/name' contains this substring")
     args = parser.parse_args(argv)
 
-    report = Report(select=args.select)
+    def on_record(bench: Benchmark) -> None:
+        print(f"[{len(report.benchmarks):>2}] {progress_line(bench)}", flush=True)
+
+    report = Report(select=args.select, on_record=on_record)
     for name in bench_modules():
         importlib.import_module(name).run(report)
     if not report.benchmarks:
         print(f"no benchmark matches -k {args.select!r}", file=sys.stderr)
         return 1
 
+    print()
     print(report.table())
     out = bench_dir()
     stamp = report.created.strftime("%Y%m%dT%H%M%S")
-    latest = report.to_json(out / "latest.json")
+    latest = report.to_json(latest_bench_report())
     copy = report.to_json(out / f"report-{stamp}.json")
     print(f"\nwrote {latest}\nwrote {copy}")
     return 0

@@ -21,7 +21,7 @@ from bot4_dagster.perf import (
     measure,
     parse_goal,
 )
-from bot4_dagster.perf.harness import format_rate, render_table
+from bot4_dagster.perf.harness import format_rate, progress_line, render_table
 
 REPO = Path(__file__).resolve().parents[1]
 COLUMNS = ("benchmark", "p50", "p95", "p99", "throughput", "reference", "ref p50", "ratio",
@@ -155,6 +155,35 @@ def test_report_filter() -> None:
     assert len(report.benchmarks) == 1
 
 
+def test_progress_line() -> None:
+    with_ref = Benchmark(name="pct", group="kernels", ours=Timing((15e-6, 15e-6, 16e-6, 40e-6)),
+                         reference_name="pandas pct_change()", reference=Timing((450e-6,) * 4),
+                         goal=">= 20x")
+    assert progress_line(with_ref) == (
+        f"kernels/pct: p50 15.5 µs, p99 {format_seconds(with_ref.ours.p99)}, "
+        f"29x vs pandas pct_change(), goal >= 20x: met")
+    missed = Benchmark(name="submit", group="orders", ours=Timing((10e-6, 30e-6)),
+                       goal="p99 <= 20 µs")
+    assert progress_line(missed) == "orders/submit: p50 20 µs, p99 29.8 µs, goal p99 <= 20 µs: not met"
+    bare = Benchmark(name="alone", ours=Timing((2.5,)))
+    assert progress_line(bare) == "alone: p50 2.5 s, p99 2.5 s"
+
+
+def test_report_calls_on_record_as_each_benchmark_is_recorded() -> None:
+    seen: list[tuple[str, int]] = []
+    report = _report()
+    report.select = "kept"
+    report.on_record = lambda b: seen.append((b.name, len(report.benchmarks)))
+    report.measure("kept_a", lambda: None, repeat=3)
+    report.measure("dropped", lambda: None, repeat=3)  # filtered out: no callback
+    report.compare("kept_b", lambda: None, lambda: None, reference_name="noop", repeat=3)
+    report.add(Benchmark(name="kept_c", ours=Timing((1e-6,))))
+    assert seen == [("kept_a", 1), ("kept_b", 2), ("kept_c", 3)]  # called after it is stored
+    assert "on_record" not in report.to_dict() and "on_record" not in repr(report)
+    assert [b.name for b in report.benchmarks] == ["kept_a", "kept_b", "kept_c"]
+    assert _report().on_record is None  # default: silent, as before
+
+
 def test_cli_writes_report(tmp_path: Path) -> None:
     env = {**os.environ, "BOT4_HOME": str(tmp_path), "BOT4_BENCH_SCALE": "0.05"}
     proc = subprocess.run(
@@ -178,6 +207,15 @@ def test_cli_writes_report(tmp_path: Path) -> None:
         assert key in bench["ours"] and key in bench["reference"]
     assert bench["ratio"] == pytest.approx(bench["reference"]["p50"] / bench["ours"]["p50"])
     assert "pct_returns" in proc.stdout and "ratio" in proc.stdout
+    # the progress line for the benchmark, printed as it finished, before the table
+    lines = proc.stdout.splitlines()
+    progress = (f"[ 1] kernels/pct_returns: p50 {format_seconds(bench['ours']['p50'])}, "
+                f"p99 {format_seconds(bench['ours']['p99'])}, {bench['ratio']:.3g}x vs "
+                f"{bench['reference_name']}")
+    assert progress in lines
+    table_header = next(i for i, line in enumerate(lines) if line.startswith("benchmark "))
+    assert lines.index(progress) < table_header
+    assert sum(line.startswith("[") for line in lines) == 1
 
 
 def test_cli_unknown_filter_fails(tmp_path: Path) -> None:

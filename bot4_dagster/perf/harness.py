@@ -318,7 +318,8 @@ class Report:
 
     ``select`` (the CLI's ``-k``) is a case-insensitive substring of "group/name"; benchmark
     modules ask :meth:`wants` before expensive setup, and :meth:`compare`/:meth:`measure` skip
-    unselected names themselves.
+    unselected names themselves. ``on_record``, if set, is called with each benchmark as it is
+    recorded (the CLI prints :func:`progress_line` with it); it is not part of the report.
     """
 
     select: str | None = None
@@ -327,6 +328,7 @@ class Report:
     versions: dict[str, str | None] = field(default_factory=_versions)
     created: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
     git_commit: str | None = field(default_factory=_git_commit)
+    on_record: Callable[[Benchmark], Any] | None = field(default=None, repr=False, compare=False)
 
     def wants(self, name: str, group: str = "") -> bool:
         if not self.select:
@@ -335,6 +337,8 @@ class Report:
 
     def add(self, bench: Benchmark) -> Benchmark:
         self.benchmarks.append(bench)
+        if self.on_record is not None:
+            self.on_record(bench)
         return bench
 
     def compare(
@@ -426,6 +430,22 @@ def format_rate(rate: float | None, unit: str) -> str:
         if rate >= scale:
             return f"{rate / scale:.3g}{prefix} {noun}/s"
     return f"{rate:.3g} {noun}/s"
+
+
+def progress_line(bench: Benchmark) -> str:
+    """One line for a benchmark that just finished: label, p50, p99, ratio and goal if any.
+
+    e.g. ``kernels/pct_returns: p50 15.3 µs, p99 19 µs, 19x vs pandas pct_change()*100``.
+    """
+    label = f"{bench.group}/{bench.name}" if bench.group else bench.name
+    parts = [f"p50 {format_seconds(bench.ours.p50)}", f"p99 {format_seconds(bench.ours.p99)}"]
+    ratio = bench.ratio
+    if ratio is not None:
+        parts.append(f"{ratio:.3g}x vs {bench.reference_name or 'reference'}")
+    if bench.goal is not None:
+        met = "met" if bench.met else "not met" if bench.met is False else "?"
+        parts.append(f"goal {bench.goal}: {met}")
+    return f"{label}: " + ", ".join(parts)
 
 
 _COLUMNS = ("benchmark", "p50", "p95", "p99", "throughput", "reference", "ref p50", "ratio",
