@@ -30,6 +30,7 @@ INVOCATION_TAG = "bot4/invocation"
 PROGRESS = "[progress] "  # user log lines with this prefix are shown on the console
 ENGINE_SKIP = "Dependencies for step"  # how the executor logs a step it does not run
 CHECK_FAILED = "DagsterAssetCheckFailedError"  # a blocking check failed after materializing
+WIDTH = 14  # the console's first column: a symbol, or the assets of an unpartitioned run
 WATCHED = {
     DagsterEventType.STEP_START, DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE,
     DagsterEventType.STEP_SKIPPED, DagsterEventType.ASSET_MATERIALIZATION,
@@ -117,7 +118,7 @@ class Launcher:
                 outcome.status = "skipped"
                 failed = ", ".join(u.planned.label for u in upstream if u.status != "succeeded")
                 outcome.error = f"upstream run failed ({failed})"
-                self.say(f"  {outcome.planned.label:<12} skipped: {outcome.error}")
+                self.say(f"  {outcome.planned.label:<{WIDTH}} skipped: {outcome.error}")
             elif all(u.status == "succeeded" for u in upstream):
                 lock, holder = _try_lock(outcome.planned.partition or "__unpartitioned__")
                 if lock is not None:
@@ -125,7 +126,7 @@ class Launcher:
                     self._launch(outcome)
                 elif outcome.waiting_for != holder:
                     outcome.waiting_for = holder
-                    self.say(f"  {outcome.planned.label:<12} another bot4 run (PID {holder}) "
+                    self.say(f"  {outcome.planned.label:<{WIDTH}} another bot4 run (PID {holder}) "
                              "is running it; waiting…")
 
     def _launch(self, outcome: RunOutcome) -> None:
@@ -154,7 +155,7 @@ class Launcher:
             asset_graph=repository.asset_graph)
         outcome.run_id, outcome.status = run.run_id, "running"
         outcome.steps = {key: StepOutcome(name) for key, name in _step_names(plan).items()}
-        self.say(f"  {planned.label:<12} run {run.run_id[:8]} ({job.name}) launched")
+        self.say(f"  {planned.label:<{WIDTH}} run {run.run_id[:8]} ({job.name}) launched")
         self.instance.launch_run(run.run_id, workspace)
 
     def run_config_for(self, planned: PlannedRun) -> dict:
@@ -180,7 +181,7 @@ class Launcher:
                     step.status = "skipped" if outcome.status == "failed" else step.status
             _unlock(outcome.lock)
             outcome.lock = None
-            self.say(f"  {outcome.planned.label:<12} run {outcome.run_id[:8]} {outcome.status}")
+            self.say(f"  {outcome.planned.label:<{WIDTH}} run {outcome.run_id[:8]} {outcome.status}")
 
     def _on_entry(self, outcome: RunOutcome, entry) -> None:
         event = entry.dagster_event
@@ -188,10 +189,10 @@ class Launcher:
         if event is None:  # a log line: an asset's progress or warning, or the engine's
             message = entry.user_message
             if message.startswith(PROGRESS):
-                self.say(f"  {label:<12}   {message[len(PROGRESS):]}")
+                self.say(f"  {label:<{WIDTH}}   {message[len(PROGRESS):]}")
             elif (self.verbose or entry.level >= logging.WARNING) and not message.startswith(
                     ENGINE_SKIP):  # a skipped step gets its own line
-                self.say(f"  {label:<12}   {message}")
+                self.say(f"  {label:<{WIDTH}}   {message}")
             return
         if event.event_type not in WATCHED:
             return
@@ -263,11 +264,11 @@ def _step_line(label: str, step: StepOutcome) -> str:
         parts.append(f"checks {step.checks_passed}/{step.checks_passed + step.checks_failed} "
                      "passed")
     timing = f"{step.seconds:5.1f} s" if step.status != "skipped" else "       "
-    line = f"  {label:<12} {step.asset:<34} {step.status:<7} {timing}"
+    line = f"  {label:<{WIDTH}} {step.asset:<34} {step.status:<7} {timing}"
     if parts:
         line += "  " + ", ".join(parts)
     if step.error:
-        line += "\n" + "\n".join(f"{'':16}{text}" for text in step.error.splitlines()[:12])
+        line += "\n" + "\n".join(f"{'':{WIDTH + 4}}{text}" for text in step.error.splitlines()[:12])
     return line
 
 
