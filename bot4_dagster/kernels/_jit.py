@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -31,6 +31,6 @@ def kernel(**njit_options: Any) -> Callable[[F], F]:
             return fn
         import numba
 
-        return numba.njit(fn, **options)
+        return cast(F, numba.njit(fn, **options))
 
     return decorate

@@ -16,7 +16,7 @@ def aggregate_trades_python(
     price: np.ndarray,
     amount: np.ndarray,
     side: np.ndarray,
-    bar_ns: int,
+    bar_ns: int | np.int64,
     out_ts: np.ndarray,
     out_open: np.ndarray,
     out_high: np.ndarray,

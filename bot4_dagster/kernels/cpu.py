@@ -58,7 +58,7 @@ def _numba_host() -> dict[str, Any]:
     features = ll.get_host_cpu_features()
     enabled = sorted(k for k, on in features.items() if on)
     return {
-        "numba_cpu_name": config.CPU_NAME or ll.get_host_cpu_name(),
+        "numba_cpu_name": getattr(config, "CPU_NAME", None) or ll.get_host_cpu_name(),
         "llvm_host_cpu_name": ll.get_host_cpu_name(),
         "llvm_host_features_simd": [f for f in enabled if f.startswith(("avx", "fma", "sse"))],
         "numba_cpu_name_env": os.environ.get("NUMBA_CPU_NAME"),

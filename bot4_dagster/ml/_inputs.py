@@ -23,7 +23,7 @@ def finite_vector(x: object, name: str, min_size: int = 0) -> np.ndarray:
 def integer(value: object, name: str, minimum: int) -> int:
     """``value`` as an int of at least ``minimum`` (bools and floats are refused)."""
     try:
-        out = operator.index(value)
+        out = operator.index(value)  # type: ignore[arg-type]  # a TypeError is the check
     except TypeError:
         raise TypeError(f"{name} must be an integer, got {value!r}") from None
     if out < minimum:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 from scipy import stats
@@ -36,8 +37,10 @@ class ArchLMTest:
 
 def _lags(lags: int | Iterable[int]) -> tuple[np.ndarray, bool]:
     """The requested lags as an int array, and whether a single int was given."""
-    if isinstance(lags, Iterable) and np.ndim(lags) != 0 and not isinstance(lags, (str, bytes)):
-        arr = np.array([integer(h, "lags", 1) for h in lags], dtype=np.int64)
+    many = isinstance(lags, Iterable) and not isinstance(lags, str | bytes)
+    if many and np.ndim(np.asarray(lags, dtype=object)) != 0:  # a 0-d array is one lag
+        arr = np.array([integer(h, "lags", 1) for h in cast(Iterable[int], lags)],
+                       dtype=np.int64)
         if arr.size == 0:
             raise ValueError("lags must not be empty")
         return arr, False

@@ -143,7 +143,7 @@ def fold_splitters(labels: pd.DataFrame, *, symbol: str | None = None, n_splits:
     need = {scheme: settings.minimum(scheme, reach) for scheme in SCHEMES}
     short = [scheme for scheme in SCHEMES if len(t1) < need[scheme]]
     if short:
-        worst = max(short, key=need.get)
+        worst = max(short, key=lambda scheme: need[scheme])
         raise InsufficientData(
             settings.title(worst), symbol, need[worst], len(t1), "labels",
             f"every split must keep a training label after purging up to {reach} labels either "

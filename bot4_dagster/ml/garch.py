@@ -119,11 +119,13 @@ def _setup(y: np.ndarray, mean: str, dist: str) -> Setup:
     bounds = [(-np.inf, np.inf)] * len(mu0) + [(1e-8 * v, 10.0 * v), (0.0, 1.0), (0.0, 1.0)]
     names = ("mu",) * len(mu0) + ("omega", "alpha", "beta")
     start = list(mu0) + list(vol_start)
-    rows = [[0.0] * len(mu0) + r for r in ([1, 0, 0], [0, 1, 0], [0, 0, 1], [0, -1, -1])]
+    rows = [[0.0] * len(mu0) + r for r in ([1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0],
+                                           [0.0, -1.0, -1.0])]
     rhs = [0.0, 0.0, 0.0, -1.0]
     if dist == "t":
         sigma2 = np.empty(n)
-        k.garch_recursion(*vol_start, resid, sigma2, backcast, var_bounds)
+        omega, alpha, beta = vol_start
+        k.garch_recursion(omega, alpha, beta, resid, sigma2, backcast, var_bounds)
         kurt = float(stats.kurtosis(resid / np.sqrt(sigma2), fisher=False))
         start.append(max((4.0 * kurt - 6.0) / (kurt - 3.0) if kurt > 3.75 else 12.0, 4.0))
         bounds.append((2.05, 500.0))
@@ -230,9 +232,10 @@ def fit_garch(returns, *, dist: str = "t", mean: str = "constant", l2: float = 0
     if not (l2 >= 0 and math.isfinite(l2)):
         raise ValueError(f"l2 must be a finite number >= 0, got {l2}")
     setup = _setup(_check(returns, optimizer), mean, dist)
-    theta, evaluations = (_slsqp if optimizer == "slsqp" else _bfgs)(setup, l2, tuple(prior))
+    alpha0, beta0 = (float(p) for p in prior)
+    theta, evaluations = (_slsqp if optimizer == "slsqp" else _bfgs)(setup, l2, (alpha0, beta0))
     index = returns.index if isinstance(returns, pd.Series) else None
-    return GarchFit(setup, theta, l2, tuple(prior), optimizer, evaluations, index)
+    return GarchFit(setup, theta, l2, (alpha0, beta0), optimizer, evaluations, index)
 
 
 @dataclass

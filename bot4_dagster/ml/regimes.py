@@ -33,7 +33,8 @@ class VolatilityRegimes:
         if not 0 < quantiles[0] < quantiles[1] < quantiles[2] < 1:
             raise ValueError(f"quantiles must increase inside (0, 1), got {quantiles}")
         low, high, crisis = np.quantile(values, quantiles)
-        return cls(float(low), float(high), float(crisis), tuple(quantiles))
+        q_low, q_high, q_crisis = (float(q) for q in quantiles)
+        return cls(float(low), float(high), float(crisis), (q_low, q_high, q_crisis))
 
     def codes(self, sigma) -> np.ndarray:
         """0 low, 1 normal, 2 high, 3 crisis; -1 where volatility is undefined."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -142,8 +143,8 @@ def compare_with_arch(fit: GarchFit, returns: pd.Series) -> ArchComparison:
     """Refit with ``arch`` and check the agreement the GARCH issue promises."""
     from arch import arch_model
 
-    dist = {"normal": "normal", "t": "t"}[fit.setup.dist]
-    mean = {"constant": "Constant", "zero": "Zero"}[fit.setup.mean]
+    dist: Literal["normal", "t"] = "t" if fit.setup.dist == "t" else "normal"
+    mean: Literal["Constant", "Zero"] = "Zero" if fit.setup.mean == "zero" else "Constant"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ref = arch_model(returns.to_numpy(), mean=mean, vol="GARCH", p=1, q=1, dist=dist,

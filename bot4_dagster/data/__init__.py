@@ -1,0 +1,1 @@
+"""Market data: formats, sources (bundled, files, binance), validation and the DuckDB warehouse."""
