@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from archive_builders import (
     AGGTRADES_DAY,
@@ -19,6 +20,8 @@ from archive_builders import (
     bars_of_day,
     build_tree,
     ftx_bars,
+    klines_csv,
+    klines_path,
     tardis_trades,
     write_zip,
 )
@@ -34,6 +37,8 @@ from bot4_dagster.data.binance import (
 )
 from bot4_dagster.data.errors import DataError
 from bot4_dagster.data.formats import parse_file
+from bot4_dagster.data.sources import BinanceSource
+from bot4_dagster.data.validation import prepare
 
 TODAY = date(2022, 3, 10)  # every file of the tree is published by then
 
@@ -321,3 +326,23 @@ def test_fetched_aggtrades_parse_to_the_tardis_trades(tree, server, tmp_path):
     np.testing.assert_array_equal(parsed.frame["side"].to_numpy(),
                                   np.where(trades["side"] == "buy", 1, -1))
     np.testing.assert_array_equal(parsed.frame["trade_id"].to_numpy(), trades["id"].to_numpy())
+
+
+def test_a_kline_zip_whose_csv_starts_with_a_bom(tmp_path):
+    """A re-packed archive may put a UTF-8 BOM before the headerless klines: the first row is
+    still data (not a header), read from row 1, through the same source the ingest uses."""
+    day = date(2022, 1, 20)
+    bars = bars_of_day(ftx_bars(), day)
+    write_zip(tmp_path / "tree", klines_path("daily", day.isoformat()),
+              b"\xef\xbb\xbf" + klines_csv(bars))
+    with ArchiveServer(tmp_path / "tree") as server:
+        source = BinanceSource(["BTCUSDT"], "2022-01-20", "2022-01-21", base_url=server.url,
+                               cache_dir=tmp_path / "cache")
+        loaded = source.load("bars", "BTCUSDT", pd.Timestamp("2022-01-20", tz="UTC"),
+                             pd.Timestamp("2022-01-21", tz="UTC"))
+    frame, report = prepare(loaded.frame, "bars")
+    report.raise_for_errors()
+    assert len(frame) == len(bars) == 1_440
+    assert (frame["ts"].to_numpy() == bars["ts"].to_numpy()).all()
+    np.testing.assert_array_equal(frame["close"].to_numpy(), bars["close"].to_numpy())
+    assert frame["_source_row"].iloc[0] == 1

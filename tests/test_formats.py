@@ -1,5 +1,6 @@
 """The readers on the real files in ../shared/data, format detection, and every kind of broken file:
-each broken file is a damaged copy of a real one, and its error names the file, the row and the rule.
+each broken file is a damaged copy of a real one, and its error names the file, the row and the
+rule.
 
 Rows are file lines, header included (row 1), as an editor shows them.
 """
@@ -9,12 +10,15 @@ from __future__ import annotations
 import gzip
 import zipfile
 import zlib
+from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 
 import arch.data
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from archive_builders import aggtrades_csv, klines_csv
 
@@ -81,7 +85,8 @@ def write_zip(path: Path, members: dict[str, bytes]) -> Path:
 # the real files
 
 
-@pytest.mark.parametrize("volume_unit, expected", [("quote", "quote"), ("base", "base"), (None, "base")])
+@pytest.mark.parametrize("volume_unit, expected",
+                         [("quote", "quote"), ("base", "base"), (None, "base")])
 def test_ftx_bars_read_as_in_the_file(volume_unit, expected):
     parsed = parse_file(FTX, format="ohlcv", symbol="BTC-PERP", volume_unit=volume_unit)
     frame, source = parsed.frame, raw(FTX)
@@ -146,7 +151,8 @@ def test_headerless_klines_in_ms_and_us_give_the_same_ts(tmp_path):
     bars = ftx_bars(1_440)
     (tmp_path / "us").mkdir()
     ms = parse_file(write(tmp_path / "BTCUSDT-1m-2022-01.csv", klines_csv(bars)))
-    us = parse_file(write(tmp_path / "us" / "BTCUSDT-1m-2022-01.csv", klines_csv(bars, time_unit="us")))
+    us = parse_file(write(tmp_path / "us" / "BTCUSDT-1m-2022-01.csv",
+                          klines_csv(bars, time_unit="us")))
 
     assert (ms.format, ms.ts_unit, us.format, us.ts_unit) == (
         "binance_klines", "ms", "binance_klines", "us")
@@ -218,7 +224,8 @@ def test_us_dates_in_a_users_file(tmp_path):
     bars = ftx_bars(3).assign(date=["1/4/1999", "1/5/1999", "12/31/1999"]).drop(columns="ts")
     path = write(tmp_path / "daily.csv", bars.to_csv(index=False))
     ts = parse_file(path, symbol="X").frame["ts"]
-    assert ts.tolist() == [pd.Timestamp(d, tz="UTC") for d in ("1999-01-04", "1999-01-05", "1999-12-31")]
+    assert ts.tolist() == [pd.Timestamp(d, tz="UTC")
+                           for d in ("1999-01-04", "1999-01-05", "1999-12-31")]
 
 
 # --------------------------------------------------------------------------------------------
@@ -289,14 +296,17 @@ def test_truncated_gzip_names_the_first_damaged_row(tmp_path, cut):
 
 
 def test_truncated_zip(tmp_path):
-    whole = write_zip(tmp_path / "whole.zip", {"BTCUSDT-1m-2022-01.csv": klines_csv(ftx_bars(2_000))})
+    whole = write_zip(tmp_path / "whole.zip",
+                      {"BTCUSDT-1m-2022-01.csv": klines_csv(ftx_bars(2_000))})
     assert len(parse_file(whole).frame) == 2_000
-    path = write(tmp_path / "BTCUSDT-1m-2022-01.zip", whole.read_bytes()[: whole.stat().st_size // 2])
+    path = write(tmp_path / "BTCUSDT-1m-2022-01.zip",
+                 whole.read_bytes()[: whole.stat().st_size // 2])
     assert_error(rejected(path), path, None, "zip_integrity")
 
 
 def test_zip_with_corrupted_member(tmp_path):
-    whole = write_zip(tmp_path / "whole.zip", {"BTCUSDT-1m-2022-01.csv": klines_csv(ftx_bars(2_000))})
+    whole = write_zip(tmp_path / "whole.zip",
+                      {"BTCUSDT-1m-2022-01.csv": klines_csv(ftx_bars(2_000))})
     data = bytearray(whole.read_bytes())
     data[len(data) // 3] ^= 0xFF  # inside the compressed member; the directory stays readable
     path = write(tmp_path / "BTCUSDT-1m-2022-01.zip", bytes(data))
@@ -305,7 +315,8 @@ def test_zip_with_corrupted_member(tmp_path):
 
 def test_zip_with_two_csvs(tmp_path):
     csv = klines_csv(ftx_bars(10))
-    path = write_zip(tmp_path / "two.zip", {"BTCUSDT-1m-2022-01.csv": csv, "BTCUSDT-1m-2022-02.csv": csv})
+    path = write_zip(tmp_path / "two.zip",
+                     {"BTCUSDT-1m-2022-01.csv": csv, "BTCUSDT-1m-2022-02.csv": csv})
     exc = rejected(path)
     assert_error(exc, path, None, "zip_single_csv")
     assert "BTCUSDT-1m-2022-02.csv" in exc.first.detail
@@ -340,3 +351,361 @@ def test_generic_file_without_symbol(tmp_path):
     assert_error(exc, path, None, "symbol_known")
     assert "set --symbol (BOT4_SYMBOL)" in exc.first.detail
     assert len(parse_file(path, symbol="BTC-PERP").frame) == FTX_ROWS
+
+
+# --------------------------------------------------------------------------------------------
+# times: exact, unambiguous, in range
+
+
+def assert_refused(path: Path, row: int | None, rule: str, detail: str, **options) -> DataError:
+    exc = rejected(path, **options)
+    assert_error(exc, path, row, rule)
+    assert detail in exc.first.detail, exc.first.detail
+    return exc
+
+
+def dated(stamps, n: int | None = None, column: str = "date") -> list[str]:
+    """FTX bars with their time column replaced by ``stamps`` (one per row)."""
+    rows = lines(FTX)[1:]
+    stamps = list(stamps)[: n or len(rows)]
+    return [f"{column},open,high,low,close,volume"] + [
+        f"{stamp},{row.split(',', 1)[1]}" for stamp, row in zip(stamps, rows, strict=False)]
+
+
+def test_epoch_nanoseconds_are_read_exactly(tmp_path):
+    """The real trade times in ns with 999 ns added: exact integers give the trade's own
+    microsecond; through float64 (spacing 256 ns here) some land on the next one."""
+    micros = raw(TRADES)["timestamp"].to_numpy(np.int64)
+    nanos = micros * 1000 + 999
+    path = write(tmp_path / "ns.csv", dated(nanos, column="timestamp"))
+    parsed = parse_file(path, symbol="X", volume_unit="quote")
+
+    assert parsed.ts_unit == "ns"
+    stored = parsed.frame["ts"].astype("int64").to_numpy()  # datetime64[us]: microseconds
+    np.testing.assert_array_equal(stored, micros)
+    through_float = nanos.astype(np.float64).astype(np.int64) // 1000
+    assert (through_float != micros).any()  # what reading through float did
+    assert any("9,999 time(s) lose their last three digits" in n for n in parsed.notes)
+
+
+@pytest.mark.parametrize("pattern, shown", [
+    ("%Y%m%d", "reads as 2022-01-01 (%Y%m%d) or as epoch seconds, 1970-08-23 00:41:41 UTC"),
+    ("%Y%m%d%H%M", "reads as 2022-01-01 00:00:00 (%Y%m%d%H%M) or as epoch milliseconds, 1976-05"),
+    ("%Y%m%d%H%M%S", "(%Y%m%d%H%M%S) or as epoch milliseconds, 2610-"),
+], ids=["date", "minutes", "seconds"])
+def test_integer_dates_are_ambiguous(tmp_path, pattern, shown):
+    days = pd.date_range("2022-01-01", periods=30)
+    path = write(tmp_path / "daily.csv", dated(days.strftime(pattern), 30))
+    assert_refused(path, 2, "timestamp_ambiguous", shown, symbol="X")
+
+
+def test_dates_that_parse_month_and_day_first_are_refused(tmp_path):
+    days = pd.date_range("2022-01-01", periods=12)
+    path = write(tmp_path / "daily.csv", dated(days.strftime("%m/%d/%Y"), 12))
+    assert_refused(path, 3, "timestamp_ambiguous",
+                   "'01/02/2022' reads as 2022-01-02 (month first, %m/%d/%Y) and as 2022-02-01 "
+                   "(day first, %d/%m/%Y), and no row of the file decides", symbol="X")
+
+
+@pytest.mark.parametrize("pattern", ["%d.%m.%Y", "%d/%m/%Y %H:%M", "%m-%d-%Y"])
+def test_a_13th_day_decides_the_order(tmp_path, pattern):
+    days = pd.date_range("2022-01-01", periods=20)
+    path = write(tmp_path / "daily.csv", dated(days.strftime(pattern), 20))
+    parsed = parse_file(path, symbol="X")
+    assert parsed.ts_unit == pattern
+    assert parsed.frame["ts"].tolist() == list(days.tz_localize("UTC"))
+
+
+def test_dates_that_read_the_same_both_ways_are_accepted(tmp_path):
+    path = write(tmp_path / "daily.csv", dated(["01/01/2022", "02/02/2022", "03/03/2022"], 3))
+    ts = parse_file(path, symbol="X").frame["ts"]
+    assert ts.dt.month.tolist() == [1, 2, 3]
+
+
+@pytest.mark.parametrize("row, zone", [(2, "+00:00"), (1_234, "Z")], ids=["first", "later"])
+def test_a_file_mixing_zoned_and_naive_times_is_refused(tmp_path, row, zone):
+    rows = lines(FTX)
+    set_cell(rows, row, "timestamp", rows[row - 1].split(",")[0] + zone)
+    path = write(tmp_path / "bars.csv", rows)
+    first = 3 if row == 2 else row
+    exc = assert_refused(path, first, "timestamp_zone_consistent", "a time without a zone is "
+                         "taken as UTC", symbol="X")
+    assert ("has no zone" if row == 2 else "has a zone") in exc.first.detail
+
+
+def test_offsets_on_every_row_are_converted_to_utc(tmp_path):
+    rows = lines(FTX)[:101]
+    rows[1:] = [r.replace(" ", "T", 1).replace(",", "+01:00,", 1) for r in rows[1:]]
+    rows[50] = rows[50].replace("+01:00", "-02:30")
+    parsed = parse_file(write(tmp_path / "bars.csv", rows), symbol="X")
+    expected = ftx_bars(100)["ts"] - pd.Timedelta(hours=1)
+    expected.iloc[49] += pd.Timedelta(hours=3, minutes=30)
+    np.testing.assert_array_equal(parsed.frame["ts"].to_numpy(), expected.to_numpy())
+
+
+@pytest.mark.parametrize("value", ["2300-01-01 00:00:00.000000", "3000-01-01 00:00:00",
+                                   "1500-06-01 00:00:00"])
+def test_text_times_outside_the_nanosecond_range(tmp_path, value):
+    rows = lines(FTX)
+    set_cell(rows, 1_234, "timestamp", value)
+    path = write(tmp_path / "bars.csv", rows)
+    assert_refused(path, 1_234, "timestamp_in_range",
+                   f"{value!r} is outside 1677-09-21 .. 2262-04-11", symbol="X")
+
+
+@pytest.mark.parametrize("year", [2300, 3000])
+def test_epoch_times_outside_the_nanosecond_range(tmp_path, year):
+    rows = lines(TRADES)
+    micros = (pd.Timestamp(f"{year}-01-01").to_datetime64().astype("datetime64[us]")
+              .astype(np.int64))
+    set_cell(rows, 1_234, "timestamp", str(micros))
+    path = write(tmp_path / "trades.csv", rows)
+    assert_refused(path, 1_234, "timestamp_in_range",
+                   f"(microseconds since 1970) is {year}-01-01T00:00:00", symbol="X")
+
+
+def test_parquet_timestamps_outside_the_nanosecond_range(tmp_path):
+    bars = ftx_bars(10).assign(symbol="BTC-PERP")
+    table = pa.Table.from_pandas(bars[["symbol", "ts", "open", "high", "low", "close", "volume"]],
+                                 preserve_index=False)
+    ts = table.column("ts").cast(pa.timestamp("us", tz="UTC")).to_pylist()
+    ts[6] = datetime(3000, 1, 1, tzinfo=UTC)
+    table = table.set_column(1, "ts", pa.array(ts, pa.timestamp("us", tz="UTC")))
+    path = tmp_path / "bars.parquet"
+    pq.write_table(table, path)
+    assert_refused(path, 7, "timestamp_in_range", "is 3000-01-01T00:00:00")
+
+
+# --------------------------------------------------------------------------------------------
+# ids, booleans, columns
+
+
+def test_trade_ids_above_2_53_keep_every_digit(tmp_path):
+    trades = raw(TRADES).assign(id=lambda t: t["id"] + 2**53)
+    text = aggtrades_csv(trades).decode()
+    parsed = parse_file(write(tmp_path / "BTCUSDT-aggTrades-2020-02-22.csv", text))
+    np.testing.assert_array_equal(parsed.frame["trade_id"].to_numpy(),
+                                  trades["id"].to_numpy(np.int64))
+    assert parsed.frame["trade_id"].is_unique
+
+
+@pytest.mark.parametrize("value, detail", [
+    (str(2**63), "outside int64"),
+    ("42377944.5", "must hold integers, found 42377944.5"),
+    ("9007199254740993.0", "at or above 2^53, where a float no longer holds every integer"),
+])
+def test_trade_ids_that_cannot_be_exact(tmp_path, value, detail):
+    rows = lines(TRADES)
+    set_cell(rows, 1_234, "id", value)
+    path = write(tmp_path / "trades.csv", rows)
+    assert_refused(path, 1_234, "dtype", detail)
+
+
+@pytest.mark.parametrize("true, false", [("true", "false"), ("True", "FALSE"), ("1", "0")])
+def test_is_buyer_maker_spellings(tmp_path, true, false):
+    text = aggtrades_csv(raw(TRADES)).decode().replace(",true\n", f",{true}\n")
+    text = text.replace(",false\n", f",{false}\n")
+    parsed = parse_file(write(tmp_path / "BTCUSDT-aggTrades-2020-02-22.csv", text))
+    expected = raw(TRADES)["side"].map({"buy": 1, "sell": -1}).to_numpy()
+    np.testing.assert_array_equal(parsed.frame["side"].to_numpy(), expected)
+
+
+@pytest.mark.parametrize("cell", ["maybe", "", "2", "yes"])
+def test_is_buyer_maker_that_is_not_a_boolean_is_refused(tmp_path, cell):
+    rows = aggtrades_csv(raw(TRADES)).decode().splitlines()
+    cells = rows[1_233].split(",")
+    cells[6] = cell
+    rows[1_233] = ",".join(cells)
+    path = write(tmp_path / "BTCUSDT-aggTrades-2020-02-22.csv", rows)
+    shown = "has an empty cell" if not cell else f"holds {cell!r}, not true or false"
+    assert_refused(path, 1_234, "dtype", f"column is_buyer_maker {shown}")
+
+
+@pytest.mark.parametrize("header, detail", [
+    ("timestamp,open,high,low,close,volume,close",
+     "'close' appears twice in the header (columns 5 and 7)"),
+    ("timestamp,open,high,low,close,volume, Volume ",
+     "'Volume' appears twice in the header (columns 6 and 7)"),
+], ids=["exact", "case_and_spaces"])
+def test_a_duplicated_column_name_is_refused(tmp_path, header, detail):
+    rows = [header] + [r + "," + r.split(",")[4] for r in lines(FTX)[1:]]
+    path = write(tmp_path / "bars.csv", rows)
+    assert_refused(path, 1, "unique_columns", detail, symbol="X")
+
+
+# --------------------------------------------------------------------------------------------
+# bytes: long lines, encodings, BOM, bombs
+
+
+@pytest.mark.parametrize("row", [1, 1_234], ids=["header", "data"])
+def test_a_line_longer_than_the_csv_field_limit(tmp_path, row):
+    rows = lines(FTX)
+    rows[row - 1] += "7" * 200_000
+    path = write(tmp_path / "bars.csv", rows)
+    assert_refused(path, row, "line_length", "bytes long, more than the 65,536", symbol="X")
+
+
+def test_an_unclosed_quote_names_the_line_it_opens_on(tmp_path):
+    rows = lines(TRADES)
+    set_cell(rows, 1_234, "exchange", '"binance-futures')
+    path = write(tmp_path / "trades.csv", rows)
+    assert_refused(path, 1_234, "csv_structure", "an unclosed quote?")
+
+
+@pytest.mark.parametrize("column, rule, detail", [
+    ("side", "encoding", "column side holds b'b\\xfcy', which is not UTF-8 text"),
+    ("timestamp", "encoding", "column timestamp holds b'15823\\xfc"),
+    ("symbol", "symbol_valid", "column symbol holds b'b\\xfcy'"),
+])
+def test_latin1_cells_name_their_row(tmp_path, column, rule, detail):
+    rows = lines(TRADES)
+    value = {"timestamp": "15823\u00fc"}.get(column, "b\u00fcy")
+    set_cell(rows, 1_234, column, value)
+    path = write(tmp_path / "trades.csv", "\n".join(rows).encode("latin-1"))
+    assert_refused(path, 1_234, rule, detail)
+
+
+def test_a_latin1_header_is_refused_at_row_1(tmp_path):
+    rows = lines(TRADES)
+    rows[0] = rows[0].replace("exchange", "b\u00f6rse")
+    path = write(tmp_path / "trades.csv", "\n".join(rows).encode("latin-1"))
+    assert_refused(path, 1, "encoding", "the header is not UTF-8 text")
+
+
+def test_a_utf16_file_is_refused(tmp_path):
+    path = write(tmp_path / "bars.csv", "\n".join(lines(FTX)[:10]).encode("utf-16"))
+    assert_refused(path, 1, "encoding", "UTF-16", symbol="X")
+
+
+def test_a_bom_before_headerless_klines_is_ignored(tmp_path):
+    plain = klines_csv(ftx_bars(1_440))
+    (tmp_path / "bom").mkdir()
+    expected = parse_file(write(tmp_path / "BTCUSDT-1m-2022-01.csv", plain))
+    parsed = parse_file(write(tmp_path / "bom" / "BTCUSDT-1m-2022-01.csv", b"\xef\xbb\xbf" + plain))
+    assert (parsed.format, parsed.ts_unit) == ("binance_klines", "ms")
+    pd.testing.assert_frame_equal(parsed.frame.drop(columns="_source_file"),
+                                  expected.frame.drop(columns="_source_file"))
+    assert parsed.frame["_source_row"].iloc[0] == 1
+
+
+def test_a_bom_before_a_header_is_ignored(tmp_path):
+    path = write(tmp_path / "bars.csv", b"\xef\xbb\xbf" + "\n".join(lines(FTX)).encode())
+    parsed = parse_file(path, symbol="X")
+    assert parsed.format == "ohlcv" and len(parsed.frame) == FTX_ROWS
+    assert parsed.frame["_source_row"].iloc[0] == 2
+
+
+def gzip_bomb(path: Path) -> Path:
+    """The FTX file, then 10 GiB of one line of digits, as 1 MiB gzip members (about 10 MB)."""
+    member = gzip.compress(b"9" * (1 << 20))
+    with path.open("wb") as out:
+        out.write(FTX.read_bytes())
+        for _ in range(10_240):
+            out.write(member)
+    return path
+
+
+def test_a_gzip_bomb_stops_at_the_size_cap(tmp_path, monkeypatch):
+    monkeypatch.setenv("BOT4_MAX_FILE_BYTES", "4000000")
+    path = gzip_bomb(tmp_path / "bars.csv.gz")
+    assert_refused(path, FTX_ROWS + 2, "file_size",
+                   "expands to more than 4,000,000 bytes (BOT4_MAX_FILE_BYTES) by row 45033",
+                   symbol="X")
+
+
+@pytest.mark.parametrize("name", ["bars.csv", "BTCUSDT-1m-2022-01.zip"])
+def test_plain_and_zipped_files_share_the_cap(tmp_path, monkeypatch, name):
+    data = klines_csv(ftx_bars())
+    limit = len(data) // 2
+    path = write(tmp_path / name, data) if name.endswith(".csv") else \
+        write_zip(tmp_path / name, {"BTCUSDT-1m-2022-01.csv": data})
+    row = data[:limit].count(b"\n") + 1
+    assert len(parse_file(path, symbol="X").frame) == FTX_ROWS
+    monkeypatch.setenv("BOT4_MAX_FILE_BYTES", str(limit))
+    assert_refused(path, row, "file_size", f"by row {row}", symbol="X")
+
+
+def test_the_size_cap_setting(monkeypatch):
+    from bot4_dagster.data.rawfile import DEFAULT_MAX_FILE_BYTES, max_file_bytes
+
+    assert max_file_bytes() == DEFAULT_MAX_FILE_BYTES == 4 * 2**30
+    monkeypatch.setenv("BOT4_MAX_FILE_BYTES", "1_000_000")
+    assert max_file_bytes() == 1_000_000
+    for bad in ("lots", "0", "-5"):
+        monkeypatch.setenv("BOT4_MAX_FILE_BYTES", bad)
+        with pytest.raises(ValueError, match="BOT4_MAX_FILE_BYTES must be a positive number"):
+            max_file_bytes()
+
+
+# --------------------------------------------------------------------------------------------
+# rows are lines of the file
+
+
+def physical_lines(text: str) -> list[int]:
+    """The line (1-based) where each record after the header starts, counted independently of
+    the reader: a record starts on a non-blank line outside quotes."""
+    starts, inside = [], False
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not inside and line.strip():
+            starts.append(number)
+        inside ^= line.count('"') % 2 == 1
+    return starts[1:]
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"], ids=["lf", "crlf", "cr"])
+def test_blank_lines_keep_rows_on_their_lines(tmp_path, newline):
+    rows = lines(FTX)[:3_000]
+    for at in (2_500, 1_000, 1_000, 10):
+        rows.insert(at, "")
+    text = newline.join(rows) + newline + newline
+    path = write(tmp_path / "bars.csv", text.encode())
+    parsed = parse_file(path, symbol="X")
+    assert parsed.frame["_source_row"].tolist() == physical_lines(text)
+    assert parsed.frame["_source_row"].iloc[-1] == 3_004
+    assert any("blank lines or line breaks inside quoted cells" in n for n in parsed.notes)
+
+    set_cell(rows, 2_004, "close", "46.3k")  # original row 2000, after three blank lines
+    path = write(tmp_path / "bars.csv", (newline.join(rows) + newline).encode())
+    assert_refused(path, 2_004, "dtype", "'46.3k', not a number (rows are lines of the file: "
+                   "blank lines and line breaks inside quoted cells count)", symbol="X")
+
+
+def test_quoted_line_breaks_keep_rows_on_their_lines(tmp_path):
+    rows = lines(TRADES)
+    for row in (60, 50):
+        set_cell(rows, row, "exchange", '"binance\nfutures\n"')
+    text = "\n".join(rows) + "\n"
+    parsed = parse_file(write(tmp_path / "trades.csv", text))
+    assert parsed.frame["_source_row"].tolist() == physical_lines(text)
+    assert parsed.frame["_source_row"].iloc[-1] == 10_004
+    assert len(parsed.frame) == 9_999
+
+    set_cell(rows, 1_234, "price", "abc")
+    path = write(tmp_path / "trades.csv", "\n".join(rows) + "\n")
+    assert_refused(path, 1_238, "dtype", "column price holds 'abc'")
+
+
+def test_running_out_of_memory_is_a_file_size_refusal(tmp_path, monkeypatch):
+    """Below the cap a host can still run out of memory (Arrow raises ArrowMemoryError, a
+    MemoryError): the user gets the rule and the setting to lower, not a traceback."""
+    import pyarrow.csv as pacsv
+
+    def exhausted(*args, **kwargs):
+        raise pa.ArrowMemoryError("malloc of size 4294967296 failed")
+
+    monkeypatch.setattr(pacsv, "read_csv", exhausted)
+    path = write(tmp_path / "bars.csv", lines(FTX))
+    assert_refused(path, None, "file_size", "ran out of memory reading the file; set "
+                   "BOT4_MAX_FILE_BYTES below", symbol="X")
+
+
+@pytest.mark.parametrize("content", ["header", "klines"])
+def test_blank_lines_before_the_first_row(tmp_path, content):
+    text = ("\n".join(lines(FTX)[:200]) if content == "header"
+            else klines_csv(ftx_bars(200)).decode())
+    text = "\n\r\n" + text
+    name = "bars.csv" if content == "header" else "BTCUSDT-1m-2022-01.csv"
+    parsed = parse_file(write(tmp_path / name, text), symbol="X")
+    first = 4 if content == "header" else 3
+    assert parsed.frame["_source_row"].iloc[0] == first
+    assert parsed.format == ("ohlcv" if content == "header" else "binance_klines")

@@ -18,7 +18,7 @@ from conftest import FTX, TRADES
 
 from bot4_dagster.data.errors import DataError
 from bot4_dagster.data.formats import parse_file
-from bot4_dagster.data.sources import BinanceSource, FileSource
+from bot4_dagster.data.sources import BinanceSource, FileSource, ingest_window
 
 DAY = pd.Timestamp("2020-02-22", tz="UTC")
 NEXT_DAY = DAY + pd.Timedelta(days=1)
@@ -40,7 +40,8 @@ def test_the_index_notices_a_rewrite_that_keeps_size_and_mtime(tmp_path, monkeyp
     stat = path.stat()
     parsed: list[Path] = []
     real_parse = FileSource._parse
-    monkeypatch.setattr(FileSource, "_parse", lambda self, p: parsed.append(p) or real_parse(self, p))
+    monkeypatch.setattr(FileSource, "_parse",
+                        lambda self, p: parsed.append(p) or real_parse(self, p))
 
     def source() -> FileSource:
         return FileSource(path.parent, symbol="BTC-PERP", volume_unit="quote",
@@ -248,3 +249,51 @@ def test_a_guessed_volume_unit_is_said(tmp_path, progress):
     told = FileSource(path, symbol="BTC-PERP", volume_unit="quote")
     assert told.load("bars", "BTC-PERP", pd.Timestamp("2021-12-31", tz="UTC"),
                      pd.Timestamp("2022-01-02", tz="UTC")).notes == []
+
+
+# --------------------------------------------------------------------------------------------
+# what a directory source reads
+
+
+def test_hidden_files_and_folders_are_skipped(tmp_path, monkeypatch):
+    """Notebook checkpoints, VCS folders and macOS resource forks hold copies or tool state:
+    reading them would ingest a file twice or fail on bytes that are not an export."""
+    folder = tmp_path / "exports"
+    for hidden in (".ipynb_checkpoints", ".git/objects", "2022/.cache"):
+        (folder / hidden).mkdir(parents=True)
+    bars = "\n".join(ftx_lines(100)) + "\n"
+    (folder / "2022" / "bars.csv").write_text(bars)
+    (folder / ".ipynb_checkpoints" / "bars-checkpoint.csv").write_text(bars)
+    (folder / "2022" / ".cache" / "old.csv").write_text("garbage\n")
+    (folder / ".git" / "objects" / "pack.csv.gz").write_bytes(b"not gzip")
+    (folder / "._bars.csv").write_bytes(b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X")
+    (folder / "README.md").write_text("exports from FTX\n")
+    parsed: list[Path] = []
+    real_parse = FileSource._parse
+    monkeypatch.setattr(FileSource, "_parse",
+                        lambda self, p: parsed.append(p) or real_parse(self, p))
+
+    source = FileSource(folder, symbol="BTC-PERP", volume_unit="quote")
+    assert source.files() == [folder / "2022" / "bars.csv"]
+    loaded = source.load("bars", "BTC-PERP", *ingest_window(source, "bars", "BTC-PERP"))
+    assert len(loaded.frame) == 100
+    assert set(parsed) == {folder / "2022" / "bars.csv"}
+
+
+def test_a_visible_file_that_is_not_market_data_refuses_the_run(tmp_path):
+    folder = tmp_path / "exports"
+    (folder / ".hidden").mkdir(parents=True)
+    (folder / "bars.csv").write_text("\n".join(ftx_lines(100)) + "\n")
+    (folder / ".hidden" / "broken.csv").write_text("\x00\x01")
+    (folder / "positions.csv.gz").write_bytes(b"PK\x03\x04 a zip named .gz")
+    with pytest.raises(DataError) as caught:
+        FileSource(folder, symbol="BTC-PERP").extents()
+    violation = caught.value.first
+    assert (violation.file, violation.rule) == (str(folder / "positions.csv.gz"), "gzip_integrity")
+    assert str(folder / "positions.csv.gz") in str(caught.value)
+
+
+def test_a_hidden_file_named_explicitly_is_read(tmp_path):
+    path = tmp_path / ".bars.csv"
+    path.write_text("\n".join(ftx_lines(10)) + "\n")
+    assert FileSource(path, symbol="BTC-PERP").files() == [path]

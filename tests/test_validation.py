@@ -1,22 +1,34 @@
 """Value rules, checked by pandera and Great Expectations on damaged copies of the real files in
 ../shared/data: each copy is parsed and validated as a user's file would be, so the error names
 the copy's path, the file row (header = row 1) and the rule, and both validators must agree.
+
+The bad-input matrix at the end goes one step further: a warehouse holds the real files, each
+hostile copy is ingested the way the ingest asset does it (files source, prepare, merge), and
+the refusal must name file, row and rule while the warehouse stays exactly as it was.
 """
 
 from __future__ import annotations
 
 import gzip
+import shutil
+import zipfile
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
-from archive_builders import klines_csv
+from archive_builders import aggtrades_csv, klines_csv
 
 from bot4_dagster.data.errors import DataError
 from bot4_dagster.data.formats import parse_file
+from bot4_dagster.data.merge import MergeResult
+from bot4_dagster.data.schemas import DEFAULT_RATIO, RATIO_ENV, plausibility_ratio
+from bot4_dagster.data.sources import FileSource, ingest_window
 from bot4_dagster.data.validation import ValidationReport, prepare
+from bot4_dagster.data.warehouse import Warehouse
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 FTX = DATA / "ftx_btc-perp_1m_2022-01.csv.gz"
@@ -246,6 +258,354 @@ def test_message_lists_ten_and_counts_the_rest(tmp_path):
     exc = caught.value
     listed = [line for line in str(exc).splitlines() if "rule 'volume_non_negative'" in line]
     assert len(listed) == 10
-    assert all(f"{path}, row {row}:" in line for row, line in zip(bad, listed))
+    assert all(f"{path}, row {row}:" in line for row, line in zip(bad, listed, strict=False))
     assert exc.total == 25
     assert str(exc).splitlines()[-1].strip() == "... and 15 more violation(s)"
+
+
+# --------------------------------------------------------------------------------------------
+# plausibility: finite, positive and still garbage
+
+
+@pytest.mark.parametrize("column, value, rule", [
+    ("volume", "1e308", "volume_plausible"),
+    ("volume", "1e-320", "volume_plausible"),
+    ("low", "1e-320", "price_plausible"),
+    ("low", "4.6e-3", "price_plausible"),  # normal, but 1e7 times below the median close
+], ids=["volume_huge", "volume_subnormal", "price_subnormal", "price_far_below_median"])
+def test_implausible_bar_values(tmp_path, column, value, rule):
+    path, report = bars(tmp_path, lambda rows: put(rows, ROW, column, value))
+    exc = assert_rejected(path, report, rule, ROW)
+    assert f"column {column}: {float(value)!r} is" in exc.first.detail
+
+
+@pytest.mark.parametrize("source, column, value, rule", [
+    (TRADES, "price", "1e308", "price_plausible"),
+    (TRADES, "amount", "1e-320", "volume_plausible"),
+    (QUOTES, "ask_price", "1e308", "price_plausible"),
+    (QUOTES, "bid_amount", "1e-320", "volume_plausible"),
+], ids=["trade_price", "trade_amount", "ask", "bid_size"])
+def test_implausible_trade_and_quote_values(tmp_path, source, column, value, rule):
+    path = damaged(tmp_path, source, lambda rows: put(rows, ROW, column, value))
+    _, report = validated(path)
+    assert_rejected(path, report, rule, ROW)
+
+
+def test_the_plausibility_ratio_is_configurable(tmp_path, monkeypatch):
+    """A trade at 5,000x the median passes the default ratio (1e6) and fails a ratio of 1,000
+    (which the real amounts, at most 293x their median, still pass)."""
+    def spike(rows):
+        put(rows, ROW, "price", float(get(rows, ROW, "price")) * 5_000)
+
+    path = damaged(tmp_path, TRADES, spike)
+    assert plausibility_ratio() == DEFAULT_RATIO
+    assert validated(path)[1].passed
+    monkeypatch.setenv(RATIO_ENV, "1000")
+    exc = assert_rejected(path, validated(path)[1], "price_plausible", ROW)
+    assert ("more than 1000 times away from the median 9681.93 of BTCUSDT's price"
+            in exc.first.detail)
+    assert RATIO_ENV in exc.first.detail
+    monkeypatch.setenv(RATIO_ENV, "0.5")
+    with pytest.raises(ValueError, match=RATIO_ENV):
+        plausibility_ratio()
+
+
+def test_medians_are_per_symbol(tmp_path):
+    """Two instruments 1e8 apart in price are each plausible against their own median."""
+    def split(rows):
+        for row in range(2, len(rows) + 1, 2):
+            put(rows, row, "symbol", "SHIBUSDT")
+            put(rows, row, "price", float(get(rows, row, "price")) * 1e-8)
+
+    path = damaged(tmp_path, TRADES, split)
+    frame, report = validated(path)
+    assert report.passed, [str(v) for v in report.violations()]
+    assert sorted(frame["symbol"].unique()) == ["BTCUSDT", "SHIBUSDT"]
+
+
+# --------------------------------------------------------------------------------------------
+# the bad-input matrix: refused with file, row and rule, nothing stored
+
+KLINES_NAME = "BTCUSDT-1m-2022-01.csv"
+AGGTRADES_NAME = "BTCUSDT-aggTrades-2020-02-22.csv"
+FTX_OPTIONS = dict(symbol="BTC-PERP", volume_unit="quote")
+CAP = 4_000_000  # BOT4_MAX_FILE_BYTES for the bombs: above the 3.2 MB of the FTX file
+YEAR_3000_MS = 32_503_680_000_000
+
+
+def ingest(warehouse: Warehouse, path: Path, table: str, partition: str,
+           **options) -> MergeResult:
+    """What the ingest asset does for one symbol partition: the files source loads the window,
+    ``prepare`` validates it (blocking), and only a frame that passed is merged."""
+    source = FileSource(path, **options)
+    loaded = source.load(table, partition, *ingest_window(source, table, partition))
+    frame, report = prepare(loaded.frame, table)
+    report.raise_for_errors()
+    return warehouse.merge(table, frame)
+
+
+def contents(warehouse: Warehouse) -> dict[str, pd.DataFrame]:
+    return {table: warehouse.query(f"SELECT * FROM {table} ORDER BY ALL")
+            for table in sorted(warehouse.row_counts())}
+
+
+@pytest.fixture(scope="module")
+def stored_template(tmp_path_factory) -> Path:
+    """A warehouse holding the three real files, ingested as the asset ingests them."""
+    path = tmp_path_factory.mktemp("warehouse") / "warehouse.duckdb"
+    warehouse = Warehouse(path)
+    assert ingest(warehouse, FTX, "bars", "BTC-PERP", **FTX_OPTIONS).inserted == 45_031
+    assert ingest(warehouse, TRADES, "trades", "BTCUSDT").inserted == 9_999
+    assert ingest(warehouse, QUOTES, "quotes", "BTCUSDT").inserted == 9_999
+    return path
+
+
+@pytest.fixture
+def stored(stored_template, tmp_path) -> Warehouse:
+    copy = tmp_path / "warehouse.duckdb"
+    shutil.copy(stored_template, copy)
+    return Warehouse(copy)
+
+
+def edited(source: Path, edit: Callable[[list[str]], None], name: str | None = None,
+           encoding: str = "utf-8") -> Callable[[Path], Path]:
+    """A maker of a plain-CSV copy of ``source`` with ``edit`` applied to its lines."""
+    def make(tmp_path: Path) -> Path:
+        rows = list(_lines(source))
+        edit(rows)
+        path = tmp_path / (name or source.name.removesuffix(".gz"))
+        path.write_bytes(("\n".join(rows) + "\n").encode(encoding))
+        return path
+    return make
+
+
+def ftx_rows(n: int, stamp: Callable[[pd.Timestamp], str], column: str = "date") -> list[str]:
+    """The first ``n`` FTX bars as daily bars from 2022-01-01, dated by ``stamp``."""
+    days = pd.date_range("2022-01-01", periods=n)
+    return [f"{column},open,high,low,close,volume"] + [
+        f"{stamp(day)},{line.split(',', 1)[1]}"
+        for day, line in zip(days, _lines(FTX)[1:], strict=False)]
+
+
+def written(name: str, rows: Callable[[], list[str]]) -> Callable[[Path], Path]:
+    def make(tmp_path: Path) -> Path:
+        path = tmp_path / name
+        path.write_text("\n".join(rows()) + "\n")
+        return path
+    return make
+
+
+def klines(edit: Callable[[list[str]], None]) -> Callable[[Path], Path]:
+    def rows() -> list[str]:
+        bars = pd.read_csv(FTX).head(2_000)
+        bars["ts"] = pd.to_datetime(bars.pop("timestamp"), utc=True)
+        lines = klines_csv(bars).decode().splitlines()
+        edit(lines)
+        return lines
+    return written(KLINES_NAME, rows)
+
+
+def set_cell(rows: list[str], row: int, index: int, value) -> None:
+    cells = rows[row - 1].split(",")
+    cells[index] = str(value)
+    rows[row - 1] = ",".join(cells)
+
+
+def aggtrades(edit: Callable[[list[str]], None]) -> Callable[[Path], Path]:
+    def rows() -> list[str]:
+        lines = aggtrades_csv(pd.read_csv(TRADES)).decode().splitlines()
+        edit(lines)
+        return lines
+    return written(AGGTRADES_NAME, rows)
+
+
+def gzip_bomb(tmp_path: Path) -> Path:
+    """The FTX file, then a line of digits that goes on for 10 GiB: concatenated gzip members
+    of 1 MiB each, so the file itself stays small."""
+    member = gzip.compress(b"9" * (1 << 20))
+    path = tmp_path / "ftx_bomb.csv.gz"
+    with path.open("wb") as out:
+        out.write(FTX.read_bytes())
+        for _ in range(10_240):
+            out.write(member)
+    return path
+
+
+def zip_bomb(tmp_path: Path) -> Path:
+    """A Binance-style kline zip whose one CSV is 2,000 real bars, then 64 MiB of digits."""
+    bars = pd.read_csv(FTX).head(2_000)
+    bars["ts"] = pd.to_datetime(bars.pop("timestamp"), utc=True)
+    path = tmp_path / "BTCUSDT-1m-2022-01.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive, \
+            archive.open(KLINES_NAME, "w") as member:
+        member.write(klines_csv(bars))
+        for _ in range(64):
+            member.write(b"1" * (1 << 20))
+    return path
+
+
+def hidden_and_unreadable(tmp_path: Path) -> Path:
+    """A folder of exports: the real bars, hidden garbage (skipped) and a visible garbage CSV."""
+    folder = tmp_path / "exports"
+    (folder / ".ipynb_checkpoints").mkdir(parents=True)
+    (folder / "bars.csv").write_bytes(gzip.decompress(FTX.read_bytes()))
+    (folder / ".ipynb_checkpoints" / "bars-checkpoint.csv").write_text("not, market\ndata\n")
+    (folder / "._bars.csv").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+    (folder / "notes.csv").write_text("what,why\nbuy,dip\n")
+    return folder
+
+
+@dataclass(frozen=True)
+class Bad:
+    """One hostile input made from a real file, and how it must be refused."""
+
+    id: str
+    make: Callable[[Path], Path]
+    table: str
+    symbol: str
+    rule: str
+    row: int | None
+    detail: str  # words the message must hold
+    options: dict = field(default_factory=dict)
+    env: dict = field(default_factory=dict)
+    file: str | None = None  # the refused file, inside the directory ``make`` returns
+
+
+def _blank_lines_then_nan(rows: list[str]) -> None:
+    put(rows, ROW, "close", "NaN")
+    rows.insert(99, "")
+    rows.insert(199, "")
+
+
+def _quoted_line_break_then_negative(rows: list[str]) -> None:
+    put(rows, ROW, "price", "-9682")
+    put(rows, 50, "exchange", '"binance\nfutures"')
+
+
+def _first_row_with_offset(rows: list[str]) -> None:
+    put(rows, 2, "timestamp", get(rows, 2, "timestamp") + "+00:00")
+
+
+def _long_line(rows: list[str]) -> None:
+    put(rows, ROW, "volume", get(rows, ROW, "volume") + "0" * 200_000)
+
+
+def _duplicated_column(rows: list[str]) -> None:
+    for row in range(1, len(rows) + 1):
+        rows[row - 1] += "," + get(rows, row, "close")
+
+
+MATRIX = [
+    Bad("integer_dates", written("daily.csv", lambda: ftx_rows(40, lambda d: f"{d:%Y%m%d}")),
+        "bars", "BTC-PERP", "timestamp_ambiguous", 2,
+        "date = 20220101 reads as 2022-01-01 (%Y%m%d) or as epoch seconds, 1970-08-23",
+        FTX_OPTIONS),
+    Bad("day_or_month_first", written("daily.csv", lambda: ftx_rows(12, lambda d: f"{d:%m/%d/%Y}")),
+        "bars", "BTC-PERP", "timestamp_ambiguous", 3,
+        "'01/02/2022' reads as 2022-01-02 (month first, %m/%d/%Y) and as 2022-02-01 (day first",
+        FTX_OPTIONS),
+    Bad("offset_then_naive", edited(FTX, _first_row_with_offset), "bars", "BTC-PERP",
+        "timestamp_zone_consistent", 3, "has no zone, row 2 ('2021-12-31 23:01:00.000000+00:00') "
+        "has one", FTX_OPTIONS),
+    Bad("year_2300_text", edited(FTX, lambda r: put(r, ROW, "timestamp", "2300-01-01 00:00:00")),
+        "bars", "BTC-PERP", "timestamp_in_range", ROW,
+        "'2300-01-01 00:00:00' is outside 1677-09-21 .. 2262-04-11", FTX_OPTIONS),
+    Bad("year_3000_epoch_us",
+        edited(TRADES, lambda r: put(r, ROW, "timestamp", YEAR_3000_MS * 1000)), "trades",
+        "BTCUSDT", "timestamp_in_range", ROW,
+        "(microseconds since 1970) is 3000-01-01T00:00:00, outside 1677-09-21 .. 2262-04-11"),
+    Bad("year_3000_klines_ms", klines(lambda r: set_cell(r, ROW, 0, YEAR_3000_MS)), "bars",
+        "BTCUSDT", "timestamp_in_range", ROW, "(milliseconds since 1970) is 3000-01-01T00:00:00"),
+    Bad("volume_1e308", edited(FTX, lambda r: put(r, ROW, "volume", "1e308")), "bars",
+        "BTC-PERP", "volume_plausible", ROW, "column volume: 1e+308 is above 1e+18", FTX_OPTIONS),
+    Bad("price_subnormal", edited(FTX, lambda r: put(r, ROW, "low", "1e-320")), "bars",
+        "BTC-PERP", "price_plausible", ROW, "column low: 1e-320 is a subnormal float", FTX_OPTIONS),
+    Bad("trade_price_1e308", edited(TRADES, lambda r: put(r, ROW, "price", "1e308")), "trades",
+        "BTCUSDT", "price_plausible", ROW, "column price: 1e+308 is above 1e+18"),
+    Bad("quote_size_subnormal", edited(QUOTES, lambda r: put(r, ROW, "bid_amount", "1e-320")),
+        "quotes", "BTCUSDT", "volume_plausible", ROW, "column bid_size: 1e-320 is a subnormal"),
+    Bad("trade_price_off_the_median", edited(TRADES, lambda r: put(r, ROW, "price", "0.001")),
+        "trades", "BTCUSDT", "price_plausible", ROW,
+        "is below 0.00968193, more than 1e+06 times away from the median 9681.93"),
+    Bad("trade_id_above_int64", edited(TRADES, lambda r: put(r, ROW, "id", 2**63)), "trades",
+        "BTCUSDT", "dtype", ROW, "column id holds 9.223372036854776e+18, outside int64"),
+    Bad("is_buyer_maker_not_boolean", aggtrades(lambda r: set_cell(r, ROW, 6, "maybe")),
+        "trades", "BTCUSDT", "dtype", ROW,
+        "column is_buyer_maker holds 'maybe', not true or false"),
+    Bad("is_buyer_maker_empty", aggtrades(lambda r: set_cell(r, ROW, 6, "")), "trades",
+        "BTCUSDT", "dtype", ROW, "column is_buyer_maker has an empty cell"),
+    Bad("duplicated_column", edited(FTX, _duplicated_column), "bars", "BTC-PERP",
+        "unique_columns", 1, "column 'close' appears twice in the header (columns 5 and 7)",
+        FTX_OPTIONS),
+    Bad("line_over_the_csv_field_limit", edited(FTX, _long_line), "bars", "BTC-PERP",
+        "line_length", ROW, "the line is 200,0", FTX_OPTIONS),
+    Bad("latin1_symbol", edited(TRADES, lambda r: put(r, ROW, "symbol", "BTC\u00dcSDT"),
+                                encoding="latin-1"),
+        "trades", "BTCUSDT", "symbol_valid", ROW, "b'BTC\\xdcSDT', which is not UTF-8 text"),
+    Bad("latin1_header", edited(TRADES, lambda r: r.__setitem__(0, r[0].replace(
+        "exchange", "b\u00f6rse")), encoding="latin-1"),
+        "trades", "BTCUSDT", "encoding", 1, "the header is not UTF-8 text"),
+    Bad("gzip_bomb", gzip_bomb, "bars", "BTC-PERP", "file_size", 45_033,
+        "expands to more than 4,000,000 bytes (BOT4_MAX_FILE_BYTES) by row 45033", FTX_OPTIONS,
+        env={"BOT4_MAX_FILE_BYTES": str(CAP)}),
+    Bad("zip_bomb", zip_bomb, "bars", "BTCUSDT", "file_size", 2_001,
+        "expands to more than 4,000,000 bytes", env={"BOT4_MAX_FILE_BYTES": str(CAP)}),
+    Bad("blank_lines_do_not_shift_rows", edited(FTX, _blank_lines_then_nan), "bars", "BTC-PERP",
+        "price_finite_positive", ROW + 2, "column close: nan", FTX_OPTIONS),
+    Bad("quoted_line_break_does_not_shift_rows", edited(TRADES, _quoted_line_break_then_negative),
+        "trades", "BTCUSDT", "price_finite_positive", ROW + 1, "column price: -9682.0"),
+    Bad("unreadable_file_beside_hidden_ones", hidden_and_unreadable, "bars", "BTC-PERP",
+        "recognised_format", None, "header ['what', 'why']", FTX_OPTIONS, file="notes.csv"),
+]
+
+
+@pytest.mark.parametrize("case", MATRIX, ids=[c.id for c in MATRIX])
+def test_bad_input_is_refused_with_file_row_and_rule_and_nothing_is_stored(
+        case, stored, tmp_path, monkeypatch):
+    for name, value in case.env.items():
+        monkeypatch.setenv(name, value)
+    path = case.make(tmp_path)
+    before = contents(stored)
+    assert set(before) == {"market.bars", "market.trades", "market.quotes"}
+
+    with pytest.raises(DataError) as caught:
+        ingest(stored, path, case.table, case.symbol, **case.options)
+
+    violation = caught.value.first
+    file = path / case.file if case.file else path
+    assert (violation.file, violation.row, violation.rule) == (str(file), case.row, case.rule)
+    assert case.detail in violation.detail, violation.detail
+    where = str(file) if case.row is None else f"{file}, row {case.row}"
+    assert f"{where}: rule '{case.rule}' violated" in str(caught.value)
+    after = contents(stored)
+    assert after.keys() == before.keys()
+    for table, frame in before.items():
+        pd.testing.assert_frame_equal(after[table], frame, obj=table)
+
+
+def test_the_same_files_without_the_damage_are_stored(stored, tmp_path):
+    """The matrix refuses the damage, not the files: the undamaged folder merges as unchanged,
+    with the hidden garbage beside it skipped."""
+    folder = hidden_and_unreadable(tmp_path)
+    (folder / "notes.csv").unlink()
+    result = ingest(stored, folder, "bars", "BTC-PERP", **FTX_OPTIONS)
+    assert (result.inserted, result.unchanged) == (0, 45_031)
+
+
+def test_trade_ids_above_2_53_are_stored_exactly(stored, tmp_path):
+    """Ids past 2^53, where a float can no longer count by one, arrive in the warehouse as
+    written; through float64 neighbours would merge into one id."""
+    offset = 2**53
+
+    def shift(rows):
+        for row in range(2, len(rows) + 1):
+            put(rows, row, "symbol", "BTCBIG")
+            put(rows, row, "id", int(get(rows, row, "id")) + offset)
+
+    path = edited(TRADES, shift)(tmp_path)
+    assert ingest(stored, path, "trades", "BTCBIG").inserted == 9_999
+    ids = stored.query("SELECT trade_id FROM market.trades WHERE symbol = 'BTCBIG' "
+                       "ORDER BY trade_id")["trade_id"].to_numpy()
+    expected = pd.read_csv(TRADES)["id"].to_numpy(np.int64) + offset
+    np.testing.assert_array_equal(ids, expected)
+    assert len(np.unique(expected.astype(np.float64))) < len(expected)  # what float would do

@@ -263,7 +263,8 @@ class BinanceArchive:
         with open(locks / (file.path.replace("/", "__") + ".lock"), "a+") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # parallel runs share the cache: one writer per zip
             try:
-                return self._fetch_locked(file, target, _Reporter(self.progress, file.name, index, count))
+                reporter = _Reporter(self.progress, file.name, index, count)
+                return self._fetch_locked(file, target, reporter)
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 

@@ -2,7 +2,10 @@
 
 GX is the second, independent opinion beside the pandera models: the same rules written in GX's
 vocabulary, so a reviewer who trusts GX can read the suite. Each expectation carries its rule name
-in ``meta``. ``great_expectations`` takes ~3 s to import, so it is imported on first use only.
+in ``meta``. The plausibility rules depend on the data (a median per symbol), so the suite is built
+for the frame it validates: one bounded expectation per column and symbol, restricted to that
+symbol's finite positive values by a pandas ``row_condition``. ``great_expectations`` takes
+~3 s to import, so it is imported on first use only.
 """
 
 from __future__ import annotations
@@ -15,14 +18,35 @@ from typing import Any
 
 import pandas as pd
 
+from .schemas import PLAUSIBLE, plausible_bounds
+from .symbols import is_valid
 from .tables import TABLES
 
 FLOAT_MAX = sys.float_info.max  # "between 0 and FLOAT_MAX" excludes NaN and inf
 _lock = threading.Lock()
 
 
-def _expectations(table: str, now: pd.Timestamp) -> list[tuple[str, str, dict[str, Any]]]:
-    """(rule, GX expectation class, kwargs) for one table."""
+def _plausibility(table: str, frame: pd.DataFrame | None) -> list[tuple[str, str, dict]]:
+    """The plausibility rules as GX "between" expectations, one per column and symbol."""
+    out: list[tuple[str, str, dict[str, Any]]] = []
+    if frame is None or not len(frame):
+        return out
+    for rule, columns in PLAUSIBLE[table].items():
+        for column in columns:
+            for symbol, (low, high) in plausible_bounds(frame, rule, column).items():
+                if not is_valid(symbol):  # symbol_valid's to report; never quoted into a query
+                    continue
+                condition = (f'symbol == "{symbol}" and {column} > 0 and '
+                             f"{column} <= {FLOAT_MAX!r}")
+                out.append((rule, "ExpectColumnValuesToBeBetween", dict(
+                    column=column, min_value=low, max_value=high, row_condition=condition,
+                    condition_parser="pandas")))
+    return out
+
+
+def _expectations(table: str, now: pd.Timestamp,
+                  frame: pd.DataFrame | None = None) -> list[tuple[str, str, dict[str, Any]]]:
+    """(rule, GX expectation class, kwargs) for one table (``frame``: the data-dependent rules)."""
     price = dict(min_value=0, strict_min=True, max_value=FLOAT_MAX)
     non_negative = dict(min_value=0, max_value=FLOAT_MAX)
 
@@ -48,8 +72,10 @@ def _expectations(table: str, now: pd.Timestamp) -> list[tuple[str, str, dict[st
         return (rule, pair, dict(column_A=a, column_B=b, or_equal=True,
                                  ignore_row_if="either_value_is_missing"))
 
+    common += _plausibility(table, frame)
     if table == "bars":
-        return common + [
+        return [
+            *common,
             *bounded("price_finite_positive", ("open", "high", "low", "close"), price),
             *bounded("volume_non_negative", ("volume",), non_negative),
             ordered("high_ge_low", "high", "low"),
@@ -60,7 +86,8 @@ def _expectations(table: str, now: pd.Timestamp) -> list[tuple[str, str, dict[st
              dict(column="ts", strictly=True)),
         ]
     if table == "trades":
-        return common + [
+        return [
+            *common,
             *bounded("price_finite_positive", ("price",), price),
             *bounded("amount_finite_positive", ("amount",), price),
             ("side_in_set", "ExpectColumnValuesToBeInSet", dict(column="side", value_set=[-1, 1])),
@@ -69,7 +96,8 @@ def _expectations(table: str, now: pd.Timestamp) -> list[tuple[str, str, dict[st
             ("ts_non_decreasing", "ExpectColumnValuesToBeIncreasing", dict(column="ts")),
         ]
     if table == "quotes":
-        return common + [
+        return [
+            *common,
             *bounded("price_finite_positive", ("bid", "ask"), price),
             *bounded("size_non_negative", ("bid_size", "ask_size"), non_negative),
             ordered("bid_le_ask", "ask", "bid"),
@@ -98,14 +126,15 @@ def _batch_definition(table: str):
     )
 
 
-def build_suite(table: str, now: pd.Timestamp | None = None):
-    """The GX ExpectationSuite for ``table`` (``now`` bounds the not-in-future rule)."""
+def build_suite(table: str, now: pd.Timestamp | None = None, frame: pd.DataFrame | None = None):
+    """The GX ExpectationSuite for ``table`` (``now`` bounds the not-in-future rule, ``frame``
+    gives the plausibility bounds; without it those rules are left out)."""
     import great_expectations.expectations as gxe
     from great_expectations.core import ExpectationSuite
 
     now = now or pd.Timestamp.now(tz="UTC")
     suite = ExpectationSuite(name=f"market_{table}")
-    for rule, kind, kwargs in _expectations(table, now):
+    for rule, kind, kwargs in _expectations(table, now, frame):
         suite.add_expectation(getattr(gxe, kind)(**kwargs, meta={"rule": rule}))
     return suite
 
@@ -115,7 +144,7 @@ def run_suite(table: str, frame: pd.DataFrame) -> list[dict[str, Any]]:
     rule, expectation, column(s), success, unexpected_count, sample row positions."""
     with _lock:  # GX contexts are not thread-safe
         result = _batch_definition(table).get_batch(batch_parameters={"dataframe": frame}).validate(
-            build_suite(table), result_format={"result_format": "SUMMARY"}
+            build_suite(table, frame=frame), result_format={"result_format": "SUMMARY"}
         )
     rows = []
     for r in result.results:

@@ -3,9 +3,19 @@ asset checks and the README use, so a failure reads the same wherever it is repo
 
 Rows are validated after exact duplicates are removed and before anything is sorted: an
 out-of-order row is an error in the file, not something to be quietly repaired.
+
+Plausibility (``price_plausible``, ``volume_plausible``): a finite positive value can still be
+garbage that overflows to inf downstream (1e308 squared) or is a subnormal float (1e-320, a lost
+exponent). Such values are refused: prices must be normal floats no larger than ``MAX_MAGNITUDE``
+and within a factor ``BOT4_PLAUSIBILITY_RATIO`` (default 1e6) of the median of their column for
+their symbol in the frame validated; sizes (volume, buy volume, trade amount, quote sizes) must be
+zero or such a float, and at most that factor above their median. The factor is wide on purpose:
+it catches values no market printed, not crashes (LUNA fell by 1e5 in a month).
 """
 
 from __future__ import annotations
+
+import os
 
 import numpy as np
 import pandas as pd
@@ -13,12 +23,100 @@ import pandera.pandas as pa
 from pandera.typing import Series
 
 UTC_US = {"unit": "us", "tz": "UTC"}
+TINY = float(np.finfo(np.float64).tiny)  # the smallest positive normal float, 2.2e-308
+MAX_MAGNITUDE = 1e18  # no price or size is this large, and products of two stay finite
+RATIO_ENV = "BOT4_PLAUSIBILITY_RATIO"
+DEFAULT_RATIO = 1e6
+# per table: rule -> the columns it covers
+PLAUSIBLE = {
+    "bars": {"price_plausible": ("open", "high", "low", "close"),
+             "volume_plausible": ("volume", "buy_volume")},
+    "trades": {"price_plausible": ("price",), "volume_plausible": ("amount",)},
+    "quotes": {"price_plausible": ("bid", "ask"), "volume_plausible": ("bid_size", "ask_size")},
+}
+
+
+def plausibility_ratio() -> float:
+    """How far from its median a price (either way) or a size (upwards) may lie."""
+    text = os.environ.get(RATIO_ENV, "").strip()
+    if not text:
+        return DEFAULT_RATIO
+    try:
+        ratio = float(text)
+    except ValueError:
+        ratio = float("nan")
+    if not (np.isfinite(ratio) and ratio > 1):
+        raise ValueError(f"{RATIO_ENV} must be a finite number above 1, not {text!r}")
+    return ratio
+
+
+def _judged(values: pd.Series) -> np.ndarray:
+    """The values plausibility judges: finite and positive (the other rules own the rest)."""
+    array = values.to_numpy(np.float64, na_value=np.nan)
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(array) & (array > 0)
+
+
+def plausible_bounds(df: pd.DataFrame, rule: str, column: str) -> dict[str, tuple[float, float]]:
+    """Per symbol, the [low, high] a finite positive value of ``column`` must lie in."""
+    judged = _judged(df[column])
+    if not judged.any():
+        return {}
+    ratio = plausibility_ratio()
+    medians = df[column][judged].astype(np.float64).groupby(df["symbol"][judged]).median()
+    bounds = {}
+    for symbol, median in medians.items():
+        low = max(TINY, median / ratio) if rule == "price_plausible" else TINY
+        bounds[str(symbol)] = (low, min(MAX_MAGNITUDE, median * ratio))
+    return bounds
+
+
+def implausible(df: pd.DataFrame, rule: str, column: str) -> np.ndarray:
+    """True where a finite positive value of ``column`` lies outside its symbol's bounds."""
+    bounds = plausible_bounds(df, rule, column)
+    if not bounds:
+        return np.zeros(len(df), dtype=bool)
+    symbols = df["symbol"].astype(object)
+    low = symbols.map({s: b[0] for s, b in bounds.items()}).to_numpy(np.float64, na_value=np.nan)
+    high = symbols.map({s: b[1] for s, b in bounds.items()}).to_numpy(np.float64, na_value=np.nan)
+    values = df[column].to_numpy(np.float64, na_value=np.nan)
+    with np.errstate(invalid="ignore"):
+        return _judged(df[column]) & ~((values >= low) & (values <= high))
+
+
+def explain_plausible(df: pd.DataFrame, table: str, rule: str, position: int) -> str:
+    """Why the row at ``position`` breaks ``rule``: its first implausible column and bound."""
+    symbol = df["symbol"].iat[position]
+    for column in PLAUSIBLE[table][rule]:
+        if column not in df or not _judged(df[column].iloc[[position]])[0]:
+            continue
+        low, high = plausible_bounds(df, rule, column)[str(symbol)]
+        value = float(df[column].iat[position])
+        if low <= value <= high:
+            continue
+        if value < TINY:
+            why = f"a subnormal float, below the smallest normal one ({TINY!r})"
+        elif value > MAX_MAGNITUDE:
+            why = f"above {MAX_MAGNITUDE:g}, larger than any price or size"
+        else:
+            same = _judged(df[column]) & (df["symbol"] == symbol).to_numpy(bool, na_value=False)
+            median = float(df[column][same].astype(np.float64).median())
+            away = "away from" if rule == "price_plausible" else "above"
+            why = (f"{'below' if value < low else 'above'} {low if value < low else high:.6g}, "
+                   f"more than {plausibility_ratio():g} times {away} the median {median:.6g} of "
+                   f"{symbol}'s {column} ({RATIO_ENV})")
+        return f"column {column}: {value!r} is {why}"
+    return f"{rule} broken"
 
 
 def _ordered(df: pd.DataFrame, column: str, *, strict: bool) -> pd.Series:
-    previous = df.groupby("symbol", sort=False)[column].shift()
-    ok = df[column] > previous if strict else df[column] >= previous
-    return ok | previous.isna()
+    values = df[column]
+    if pd.api.types.is_integer_dtype(values.dtype):
+        # shift() turns int64 into float64, where ids past 2^53 compare equal to their neighbours
+        values = values.astype("Int64")
+    previous = values.groupby(df["symbol"], sort=False).shift()
+    ok = values > previous if strict else values >= previous
+    return (ok | previous.isna()).fillna(False).astype(bool)
 
 
 def _finite_positive(s: pd.Series) -> pd.Series:
@@ -27,6 +125,13 @@ def _finite_positive(s: pd.Series) -> pd.Series:
 
 def _finite_non_negative(s: pd.Series) -> pd.Series:
     return pd.Series(np.isfinite(s.to_numpy(np.float64, na_value=np.nan)), index=s.index) & (s >= 0)
+
+
+def _plausible(df: pd.DataFrame, table: str, rule: str) -> pd.Series:
+    bad = np.zeros(len(df), dtype=bool)
+    for column in PLAUSIBLE[table][rule]:
+        bad |= implausible(df, rule, column)
+    return pd.Series(~bad, index=df.index)
 
 
 class _Market(pa.DataFrameModel):
@@ -61,6 +166,14 @@ class BarsModel(_Market):
     def volume_non_negative(cls, s: pd.Series) -> pd.Series:
         return _finite_non_negative(s)
 
+    @pa.dataframe_check(name="price_plausible")
+    def price_plausible(cls, df: pd.DataFrame) -> pd.Series:
+        return _plausible(df, "bars", "price_plausible")
+
+    @pa.dataframe_check(name="volume_plausible")
+    def volume_plausible(cls, df: pd.DataFrame) -> pd.Series:
+        return _plausible(df, "bars", "volume_plausible")
+
     @pa.dataframe_check(name="high_ge_low")
     def high_ge_low(cls, df: pd.DataFrame) -> pd.Series:
         return ~(df["high"] < df["low"])
@@ -68,7 +181,10 @@ class BarsModel(_Market):
     @pa.dataframe_check(name="open_close_in_range")
     def open_close_in_range(cls, df: pd.DataFrame) -> pd.Series:
         lo, hi = df["low"], df["high"]
-        inside = lambda x: ~((x < lo) | (x > hi))
+
+        def inside(x: pd.Series) -> pd.Series:
+            return ~((x < lo) | (x > hi))
+
         return inside(df["open"]) & inside(df["close"])
 
     @pa.dataframe_check(name="buy_volume_le_volume")
@@ -88,6 +204,14 @@ class TradesModel(_Market):
     amount: Series[float] = pa.Field(nullable=True)
     side: Series[np.int8]
     trade_id: Series[np.int64]
+
+    @pa.dataframe_check(name="price_plausible")
+    def price_plausible(cls, df: pd.DataFrame) -> pd.Series:
+        return _plausible(df, "trades", "price_plausible")
+
+    @pa.dataframe_check(name="volume_plausible")
+    def volume_plausible(cls, df: pd.DataFrame) -> pd.Series:
+        return _plausible(df, "trades", "volume_plausible")
 
     @pa.check("side", name="side_in_set")
     def side_in_set(cls, s: pd.Series) -> pd.Series:
@@ -125,6 +249,14 @@ class QuotesModel(_Market):
     @pa.check("bid_size", "ask_size", name="size_non_negative", ignore_na=False)
     def size_non_negative(cls, s: pd.Series) -> pd.Series:
         return _finite_non_negative(s)
+
+    @pa.dataframe_check(name="price_plausible")
+    def price_plausible(cls, df: pd.DataFrame) -> pd.Series:
+        return _plausible(df, "quotes", "price_plausible")
+
+    @pa.dataframe_check(name="volume_plausible")
+    def volume_plausible(cls, df: pd.DataFrame) -> pd.Series:
+        return _plausible(df, "quotes", "volume_plausible")
 
     @pa.dataframe_check(name="bid_le_ask")
     def bid_le_ask(cls, df: pd.DataFrame) -> pd.Series:

@@ -159,6 +159,22 @@ def _sha256(path: Path) -> str:
         return hashlib.file_digest(stream, "sha256").hexdigest()
 
 
+def _visible_data_files(root: Path) -> list[Path]:
+    """Data files below ``root``, not descending into hidden folders; other files are logged."""
+    found, other = [], []
+    for folder, dirs, names in os.walk(root):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for name in names:
+            if name.startswith("."):
+                continue
+            candidate = Path(folder) / name
+            (found if is_data_file(candidate) else other).append(candidate)
+    if other:
+        log.info("files source: %d file(s) in %s are not .csv, .csv.gz, .zip or .parquet and are "
+                 "not read: %s", len(other), root, ", ".join(str(p) for p in sorted(other)[:5]))
+    return sorted(found)
+
+
 class FileSource:
     """A directory, a single file or a glob of a user's exports (formats in ``formats.py``).
 
@@ -183,9 +199,12 @@ class FileSource:
         self.bar_interval = bar_interval
 
     def files(self) -> list[Path]:
+        """The files to read. In a directory, hidden files and folders (``.git``,
+        ``.ipynb_checkpoints``, macOS ``._x.csv``) are skipped: they are copies or tool state,
+        never exports, and reading a notebook's checkpoint copy would ingest a file twice."""
         path = Path(self.path).expanduser()
         if path.is_dir():
-            found = [p for p in sorted(path.rglob("*")) if is_data_file(p)]
+            found = _visible_data_files(path)
         elif path.is_file():
             found = [path]
         else:
@@ -213,7 +232,8 @@ class FileSource:
                 spans = parsed.frame.groupby("symbol", sort=True)["ts"].agg(["min", "max"])
                 entry = _IndexEntry(
                     path, digest, parsed.format, parsed.table,
-                    {s: (row["min"].isoformat(), row["max"].isoformat()) for s, row in spans.iterrows()},
+                    {s: (row["min"].isoformat(), row["max"].isoformat())
+                     for s, row in spans.iterrows()},
                 )
                 cached[key], changed = entry, True
             entries.append(entry)
@@ -246,7 +266,8 @@ class FileSource:
         wanted = [
             Path(e.path) for e in (index if index is not None else self.index())
             if e.table == table and symbol in e.symbols
-            and pd.Timestamp(e.symbols[symbol][0]) < end and pd.Timestamp(e.symbols[symbol][1]) >= start
+            and pd.Timestamp(e.symbols[symbol][0]) < end
+            and pd.Timestamp(e.symbols[symbol][1]) >= start
         ]
         return _combine(table, symbol, [self._parse(p) for p in wanted], start, end)
 
@@ -258,7 +279,8 @@ class FileSource:
             if not isinstance(raw, dict) or raw.get("version") != INDEX_VERSION:
                 log.info("rebuilding the file index %s (older format)", self.index_path)
                 return {}
-            return {k: _IndexEntry(**{**v, "symbols": {s: tuple(t) for s, t in v["symbols"].items()}})
+            return {k: _IndexEntry(**{**v, "symbols": {s: tuple(t)
+                                                       for s, t in v["symbols"].items()}})
                     for k, v in raw["entries"].items()}
         except (ValueError, TypeError, KeyError, AttributeError):
             log.warning("ignoring unreadable file index %s", self.index_path)
@@ -270,7 +292,8 @@ class FileSource:
         self.index_path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.index_path.with_suffix(f".tmp{os.getpid()}")
         tmp.write_text(json.dumps({"version": INDEX_VERSION,
-                                   "entries": {k: asdict(v) for k, v in entries.items()}}, indent=1))
+                                   "entries": {k: asdict(v) for k, v in entries.items()}},
+                                  indent=1))
         os.replace(tmp, self.index_path)
 
 
@@ -282,7 +305,7 @@ BUNDLED = {"SP500": "sp500", "NASDAQ": "nasdaq"}
 
 
 class BundledSource(FileSource):
-    """The real daily S&P 500 and NASDAQ Composite bars that ship inside ``arch`` (1999–2018),
+    """The real daily S&P 500 and NASDAQ Composite bars that ship inside ``arch`` (1999-2018),
     read through the same parser and validation as a user's files."""
 
     name = "bundled"
@@ -361,7 +384,8 @@ class BinanceSource:
 
     def _load_held(self, table: str, symbol: str, start: pd.Timestamp, end: pd.Timestamp) -> Loaded:
         if table not in ("bars", "trades") or (table == "trades" and not self.trades):
-            return Loaded(table, symbol, TABLES[table].empty(), notes=[f"binance source has no {table}"])
+            return Loaded(table, symbol, TABLES[table].empty(),
+                          notes=[f"binance source has no {table}"])
         lo, hi = max(start, self.start), min(end, self.end)
         if hi <= lo:
             return Loaded(table, symbol, TABLES[table].empty())

@@ -15,7 +15,7 @@ import pandera.pandas as pa
 
 from .errors import DataError, Violation
 from .expectations import run_suite
-from .schemas import MODELS, PANDERA_RULES
+from .schemas import MODELS, PANDERA_RULES, PLAUSIBLE, explain_plausible
 from .tables import PROVENANCE, SOURCE_FILE, SOURCE_ROW, TABLES
 
 MAX_LISTED = 20  # violations kept per check; the counts cover all of them
@@ -96,7 +96,10 @@ RULE_COLUMNS = {
 }
 
 
-def _detail(frame: pd.DataFrame, position: int | None, rule: str, column: str | None, value) -> str:
+def _detail(frame: pd.DataFrame, table: str, position: int | None, rule: str,
+            column: str | None, value) -> str:
+    if position is not None and rule in PLAUSIBLE[table]:
+        return explain_plausible(frame, table, rule, position)
     columns = RULE_COLUMNS.get(rule)
     if position is None or not columns or not set(columns) <= set(frame.columns):
         return f"column {column}: {value!r}" if column else f"{value}"
@@ -123,7 +126,7 @@ def _pandera(frame: pd.DataFrame, table: str) -> CheckOutcome:
         failing.setdefault(rule, set()).add(position if position is not None else case.failure_case)
         file, row = locate(frame, position)
         if (row, rule) not in found and len(found) < 10 * MAX_LISTED:
-            detail = _detail(frame, position, rule, case.column, case.failure_case)
+            detail = _detail(frame, table, position, rule, case.column, case.failure_case)
             found[(row, rule)] = Violation(file, row, rule, detail)
     listed = sorted(found.values(), key=_order)[:MAX_LISTED]
     return CheckOutcome("pandera", False, listed, {r: len(p) for r, p in failing.items()})
@@ -151,7 +154,8 @@ def _great_expectations(frame: pd.DataFrame, table: str) -> CheckOutcome:
     return CheckOutcome("great_expectations", not counts, violations[:MAX_LISTED], dict(counts))
 
 
-def validate(frame: pd.DataFrame, table: str, *, great_expectations: bool = True) -> ValidationReport:
+def validate(frame: pd.DataFrame, table: str, *,
+             great_expectations: bool = True) -> ValidationReport:
     """Validate a frame that has already been deduplicated (see ``prepare``)."""
     if table not in MODELS:
         raise KeyError(f"unknown table {table!r}; choose one of {', '.join(MODELS)}")
@@ -161,7 +165,8 @@ def validate(frame: pd.DataFrame, table: str, *, great_expectations: bool = True
     return ValidationReport(table, len(frame), 0, outcomes)
 
 
-def prepare(frame: pd.DataFrame, table: str, *, great_expectations: bool = True) -> tuple[pd.DataFrame, ValidationReport]:
+def prepare(frame: pd.DataFrame, table: str, *,
+            great_expectations: bool = True) -> tuple[pd.DataFrame, ValidationReport]:
     """Deduplicate and validate: the frame that may be stored, and the report of why (not)."""
     clean, removed = deduplicate(frame, table)
     report = validate(clean, table, great_expectations=great_expectations)
