@@ -7,10 +7,11 @@ from __future__ import annotations
 import itertools
 
 from bot4_dagster.perf import Report
+from bot4_dagster.trading.clock import SECOND
 from bot4_dagster.trading.risk import (
     AccountState,
     CrisisSignals,
-    InstrumentFilters,
+    Instrument,
     MarketState,
     RiskState,
     TradeProposal,
@@ -18,10 +19,10 @@ from bot4_dagster.trading.risk import (
 )
 
 GROUP = "risk"
-T0 = 1_709_294_400.0  # 2024-03-01 12:00 UTC
+T0 = 1_709_294_400 * SECOND  # 2024-03-01 12:00 UTC in int nanoseconds, the one clock unit
 
 
-def typical_inputs() -> tuple[TradeProposal, AccountState, MarketState, InstrumentFilters]:
+def typical_inputs() -> tuple[TradeProposal, AccountState, MarketState, Instrument]:
     """A BTC entry with three open positions (one in BTC itself), calm markets, 4 % drawdown."""
     account = AccountState(
         equity=100_000.0, high_water_mark=104_000.0, daily_pnl=-500.0, session_pnl=-800.0,
@@ -32,8 +33,8 @@ def typical_inputs() -> tuple[TradeProposal, AccountState, MarketState, Instrume
         correlations={("BTCUSDT", "ETHUSDT"): 0.8, ("BTCUSDT", "SOLUSDT"): 0.6,
                       ("ETHUSDT", "SOLUSDT"): 0.65},
         signals=CrisisSignals(vol_ratio=1.3, return_5m=0.002, sigma_5m=0.004))
-    filters = InstrumentFilters(tick=0.1, step=0.001, min_notional=5.0,
-                                max_order_notional=1_000_000.0)
+    filters = Instrument("BTCUSDT", tick=0.1, step=0.001, min_notional=5.0,
+                         max_notional=1_000_000.0)
     proposal = TradeProposal(
         "BTCUSDT", "BUY", entry=50_010.0, stop=49_000.0, take_profit=52_500.0, p=0.58,
         bucket_trades=400, bucket_wins=236, fee_rate=0.0004, spread=0.1, impact=2.0)

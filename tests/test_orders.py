@@ -25,6 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
+from bot4_dagster.trading.lifecycle import ORDER_STATE_TABLE
 from bot4_dagster.trading.manager import OrderConfig, OrderManager
 from bot4_dagster.trading.orders import (
     LIST_TERMINAL,
@@ -174,7 +175,7 @@ def test_o3_protective_leaves_equal_the_position_after_every_fill(fills):
         qty = min(o.leaves, D(steps) * BTC.step)
         if o.status not in WORKING or qty <= 0:
             continue
-        m.on_fill(o.id, qty, 10000)
+        m.on_fill(o.id, qty, o.price or 10000)  # a limit fills at its limit, never worse
         working = [x for x in (tp, sl) if x.status in WORKING]
         assert all(x.leaves == m.positions[S] for x in working)
         if m.positions[S] == 0:
@@ -808,6 +809,23 @@ class MirrorVenue:
 STEPS = {i.symbol: i.step for i in INSTRUMENTS}
 
 
+def _reachable(table):
+    """status -> every status reachable from it along the table's edges (itself included)."""
+    out = {}
+    for start in table:
+        seen, todo = {start}, [start]
+        while todo:
+            for nxt in table[todo.pop()]:
+                if nxt not in seen:
+                    seen.add(nxt)
+                    todo.append(nxt)
+        out[start] = frozenset(seen)
+    return out
+
+
+REACHABLE = _reachable(ORDER_STATE_TABLE)
+
+
 class OrderMachine(RuleBasedStateMachine):
     durable = False
 
@@ -1004,6 +1022,16 @@ class OrderMachine(RuleBasedStateMachine):
         return self.store
 
     # --- invariants ------------------------------------------------------------------------------
+
+    @invariant()
+    def every_status_change_is_in_the_table(self):
+        """Seen from outside, between steps: each order's status moved only along
+        ORDER_STATE_TABLE (one step may take several of its edges)."""
+        seen = self.__dict__.setdefault("_statuses", {})
+        for o in self.m.orders.values():
+            old = seen.get(o.id, OrderStatus.INITIALIZED)
+            assert o.status in REACHABLE[old], f"{o.id}: {old} -> {o.status}"
+            seen[o.id] = o.status
 
     @invariant()
     def store_equals_memory(self):

@@ -18,11 +18,12 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from bot4_dagster.trading.clock import SECOND
 from bot4_dagster.trading.risk import (
     AccountState,
     CrisisSignals,
     DenialCode,
-    InstrumentFilters,
+    Instrument,
     MarketState,
     RiskConfig,
     RiskDecision,
@@ -41,7 +42,7 @@ from bot4_dagster.trading.risk import (
 T0 = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
 MIN, HOUR = timedelta(minutes=1), timedelta(hours=1)
 BTC, ETH, SOL = "BTCUSDT", "ETHUSDT", "SOLUSDT"
-FILTERS = InstrumentFilters(tick=0.1, step=0.001, min_notional=5.0)
+FILTERS = Instrument(BTC, tick=0.1, step=0.001, min_notional=5.0)
 CALM = CrisisSignals()
 CRASH = CrisisSignals(return_5m=-0.06)
 
@@ -71,8 +72,8 @@ def entry(**kw) -> TradeProposal:
 
 
 def run(proposal: TradeProposal | None = None, acct: AccountState | None = None,
-        mkt: MarketState | None = None, filters: InstrumentFilters = FILTERS,
-        state: RiskState | None = None, now: datetime | float = T0,
+        mkt: MarketState | None = None, filters: Instrument = FILTERS,
+        state: RiskState | None = None, now: datetime | int = T0,
         config: RiskConfig | None = None) -> RiskDecision:
     return evaluate(proposal or entry(), acct or account(), mkt or market(), filters,
                     state or RiskState(config), now)
@@ -146,7 +147,7 @@ NAMES = (BTC, ETH, SOL)
 
 @st.composite
 def scenarios(draw, benign: bool = False
-              ) -> tuple[TradeProposal, AccountState, MarketState, InstrumentFilters]:
+              ) -> tuple[TradeProposal, AccountState, MarketState, Instrument]:
     """Random valid inputs; ``benign`` keeps the gates (edge, state, crisis, band) mostly open
     so that the sizing layers, not a denial, decide."""
     equity = draw(st.floats(1e3, 1e7))
@@ -184,14 +185,14 @@ def scenarios(draw, benign: bool = False
                       for i, a in enumerate(NAMES) for b in NAMES[i + 1:]},
         signals=signals)
     step = draw(st.sampled_from([1e-5, 0.001, 0.01, 0.25, 1.0]))
-    filters = InstrumentFilters(
-        tick, step, min_notional=draw(st.floats(0.0, 100.0)),
-        max_order_notional=draw(st.just(math.inf) | st.floats(100.0, 1e6)),
+    filters = Instrument(
+        BTC, tick, step, min_notional=draw(st.floats(0.0, 100.0)),
+        max_notional=draw(st.none() | st.floats(100.0, 1e6)),
         min_qty=draw(st.sampled_from([0.0, step])))
     return proposal, acct, mkt, filters
 
 
-def _expected_quantity(d: RiskDecision, filters: InstrumentFilters) -> float:
+def _expected_quantity(d: RiskDecision, filters: Instrument) -> float:
     """§2.2's composition recomputed from the layers' own values: floor(min(q) · m6 · m7)."""
     multipliers = {"L6", "L7"} if not d.proposal.reduce_only else set()
     caps = [s.value for s in d.steps if s.layer in {"L1", "L2", "L3", "L4", "L5"} - multipliers]
@@ -215,7 +216,7 @@ def test_r2_no_layer_increases_size_and_final_is_the_floored_composition(scenari
         return
     assert d.quantity == _expected_quantity(d, filters)
     assert d.quantity * proposal.entry >= filters.min_notional and d.quantity >= filters.min_qty
-    steps_of_size = d.quantity / filters.step
+    steps_of_size = d.quantity / float(filters.step)
     assert abs(steps_of_size - round(steps_of_size)) < 1e-6 * max(1.0, steps_of_size)
 
 
@@ -300,21 +301,21 @@ def test_r3_floor_property(q, step):
 
 
 def test_r3_sub_min_notional_is_denied_never_rounded_up():
-    filters = InstrumentFilters(tick=0.1, step=0.001, min_notional=60.0)
+    filters = Instrument(BTC, tick=0.1, step=0.001, min_notional=60.0)
     # 0.00199 BTC = 99.5 USDT before the floor, 0.001 BTC = 50 USDT after: denied, not 0.002.
     d = run(entry(quantity=0.00199), filters=filters)
-    assert d.code is DenialCode.BELOW_MIN_NOTIONAL and d.quantity == 0
+    assert d.code is DenialCode.NOTIONAL_BELOW_MIN and d.quantity == 0
     floor = d.step("L4f")
     assert floor.inputs["q"] == 0.001 and floor.inputs["notional"] == 50.0
     assert "never rounded up" in floor.reason
-    assert run(entry(quantity=0.0012), filters=filters.__class__(0.1, 0.001, min_notional=50.0)
+    assert run(entry(quantity=0.0012), filters=Instrument(BTC, 0.1, 0.001, min_notional=50.0)
                ).quantity == 0.001
 
 
 def test_r3_min_qty_and_zero_size():
-    d = run(entry(quantity=0.004), filters=InstrumentFilters(0.1, 0.001, min_qty=0.005))
-    assert d.code is DenialCode.BELOW_MIN_QTY
-    d = run(entry(quantity=0.0004), filters=InstrumentFilters(0.1, 0.001))
+    d = run(entry(quantity=0.004), filters=Instrument(BTC, 0.1, 0.001, min_qty=0.005))
+    assert d.code is DenialCode.QTY_BELOW_MIN
+    d = run(entry(quantity=0.0004), filters=Instrument(BTC, 0.1, 0.001))
     assert d.code is DenialCode.ZERO_SIZE
 
 
@@ -374,7 +375,7 @@ def test_l5_sigma_cap_is_exact():
     config = RiskConfig(f_cap=1.0, r_max=1.0, v_pos=1.0, max_order_share=1.0,
                         max_instrument_share=1.0)
     d = run(entry(), acct=account(positions=positions), mkt=market(vols=vols, rho=0.6),
-            config=config, filters=InstrumentFilters(0.1, 1e-8))
+            config=config, filters=Instrument(BTC, 0.1, 1e-8))
     assert d.step("L5").inputs["limit"] == "sigma"
     added = d.step("L5").value * 50_000
     w = np.array([added, positions[ETH]]) / 100_000
@@ -464,7 +465,7 @@ def test_reducing_denies_entries_and_passes_reduce_only_exits():
     assert d.step("L1").reason.startswith("not applied")
     wrong_way = entry(side="BUY", stop=None, take_profit=None, p=None, reduce_only=True)
     assert run(wrong_way, acct=held, state=state, now=later).code is \
-        DenialCode.REDUCE_ONLY_NO_POSITION
+        DenialCode.REDUCE_ONLY_WOULD_INCREASE_POSITION
 
 
 def test_l6_multiplier_is_linear_between_five_and_ten_percent():
@@ -612,15 +613,15 @@ def test_l8_price_band():
 
 def test_l8_submit_throttle_per_second_and_per_minute():
     state = RiskState()
-    t = T0.timestamp()
+    t, ms = int(T0.timestamp()) * SECOND, SECOND // 1000  # the one clock unit: int nanoseconds
     for i in range(10):
-        state.record_submit(t + i * 0.05)
-    assert run(entry(), state=state, now=t + 0.5).code is DenialCode.RATE_LIMIT_EXCEEDED
-    assert run(entry(), state=state, now=t + 1.0).accepted  # the first has left the window
+        state.record_submit(t + i * 50 * ms)
+    assert run(entry(), state=state, now=t + 500 * ms).code is DenialCode.RATE_LIMIT_EXCEEDED
+    assert run(entry(), state=state, now=t + 1000 * ms).accepted  # the first has left the window
     for i in range(190):
-        state.record_submit(t + 2 + i * 0.25)
-    assert run(entry(), state=state, now=t + 50.0).code is DenialCode.RATE_LIMIT_EXCEEDED
-    assert run(entry(), state=state, now=t + 61.0).accepted
+        state.record_submit(t + 2000 * ms + i * 250 * ms)
+    assert run(entry(), state=state, now=t + 50 * SECOND).code is DenialCode.RATE_LIMIT_EXCEEDED
+    assert run(entry(), state=state, now=t + 61 * SECOND).accepted
 
 
 # ---------------------------------------------------------------------------- the trace
@@ -693,8 +694,8 @@ def test_requested_quantity_within_every_limit_binds_nothing():
     (lambda: market(vols={BTC: 0.0}), r"vols\['BTCUSDT'\] must be a positive"),
     (lambda: CrisisSignals(return_5m=-1.5), "return_5m must be a finite return > -1"),
     (lambda: CrisisSignals(mean_correlation=2.0), "mean_correlation must be in"),
-    (lambda: InstrumentFilters(tick=0.1, step=0.0), "step must be a positive finite number"),
-    (lambda: InstrumentFilters(0.1, 0.001, max_qty=0.0), "max_qty must be > 0"),
+    (lambda: Instrument(BTC, tick=0.1, step=0.0), "step must be a positive finite number"),
+    (lambda: Instrument(BTC, 0.1, 0.001, max_qty=0.0), "max_qty must be > 0"),
     (lambda: RiskConfig(dd_exit=0.12), r"dd_exit \(0.12\) must be below dd_reducing"),
     (lambda: RiskConfig(dd_halt=0.08), "drawdown thresholds must increase"),
     (lambda: RiskConfig(kelly_fraction=0.0), r"kelly_fraction must be in \(0, 1\]"),

@@ -17,6 +17,7 @@ import enum
 from collections.abc import Callable
 from decimal import Decimal
 
+from .lifecycle import ORDER_STATE_TABLE, IllegalTransition
 from .orders import (
     ZERO,
     Instrument,
@@ -131,12 +132,27 @@ class Book:
 
     def commit(self) -> dict[str, Intent]:
         """Write the dirty state in one store transaction; return the outbox to flush."""
-        txn, self.txn = self.txn, None
+        txn = self.txn
+        for oid, intent in txn.outbox.items():
+            if intent is not Intent.CANCEL:
+                self._widen_venue_terms(self.orders[oid])
+        self.txn = None
         if txn.orders or txn.lists or txn.positions or txn.fills:
             self.store.commit([o.row() for o in txn.orders.values()],
                               [x.row() for x in txn.lists.values()],
                               [(i, self.positions[i]) for i in txn.positions], txn.fills)
         return txn.outbox
+
+    def _widen_venue_terms(self, o: Order) -> None:
+        """Remember the largest size and loosest limit sent: what the venue may still fill at."""
+        qty = o.qty if o.venue_qty is None or o.qty > o.venue_qty else o.venue_qty
+        price = o.venue_price
+        if o.price is not None and (price is None or (o.price > price if o.side is Side.BUY
+                                                      else o.price < price)):
+            price = o.price
+        if (qty, price) != (o.venue_qty, o.venue_price):
+            self.touch(o)
+            o.venue_qty, o.venue_price = qty, price
 
     def rollback(self) -> None:
         """Forget the in-memory changes: the store still has the last committed state."""
@@ -166,6 +182,9 @@ class Book:
             self.exposure.setdefault(lst.instrument, ZERO)
 
     def set_status(self, o: Order, status: OrderStatus, reason: str | None = None) -> None:
+        """The one place statuses change; ``ORDER_STATE_TABLE`` says which changes exist."""
+        if status not in ORDER_STATE_TABLE[o.status]:
+            raise IllegalTransition(o.id, o.status, status)
         self.touch(o)
         o.status = status
         if reason is not None:
@@ -187,6 +206,20 @@ class Book:
         self.txn.fills.append((o.id, trade_id, qty, price, fee, ts))
         if trade_id is not None:
             self.trade_keys.add((o.id, trade_id))
+
+    def resize(self, o: Order, qty: Decimal) -> None:
+        """Set ``o``'s total size and queue the venue modify (a held order changes locally)."""
+        if not qty > o.filled_qty:
+            raise ValueError(f"order {o.id}: size {qty} must exceed what traded ({o.filled_qty})")
+        self.touch(o)
+        o.qty = qty
+        self.modify(o)
+
+    def reprice(self, o: Order, price: Decimal | None, trigger: Decimal | None) -> None:
+        """Set ``o``'s limit and trigger prices and queue the venue modify."""
+        self.touch(o)
+        o.price, o.trigger_price = price, trigger
+        self.modify(o)
 
     def reduce_bracket(self, lst: OrderList, qty: Decimal) -> None:
         """Count ``qty`` of the bracket's position as closed outside its own exits."""

@@ -1,5 +1,9 @@
 """What one order's event does to the rest of its list (reference/trading.md §1.4).
 
+The manager changes one order (a fill, a close, a reject, a modify) and hands the list to the
+``after_*`` reaction of this module, which knows each list kind's rules; every size change goes
+through ``Book.resize`` and every status change through ``Book.set_status``.
+
 Brackets are kept by one rule instead of a chain of incremental updates: the bracket's open
 quantity is ``entry filled - exit fills - reduced`` and every working exit's leaves equal it.
 Re-deriving the target from state on every event is what keeps children right when parent fills
@@ -24,10 +28,14 @@ from __future__ import annotations
 from decimal import Decimal
 
 from .book import Book
+from .boundary import CONTEXT
 from .orders import (
+    EXIT_ROLES,
+    TERMINAL,
     WORKING,
     ZERO,
     ListKind,
+    ListStatus,
     Order,
     OrderList,
     OrderStatus,
@@ -79,9 +87,7 @@ def sync_bracket(book: Book, lst: OrderList) -> None:
         if x.status in WORKING:
             target = x.filled_qty + open_qty
             if x.qty != target:
-                book.touch(x)
-                x.qty = target
-                book.modify(x)
+                book.resize(x, target)
     if (open_qty > 0 and not lst.cancel_requested
             and not any(x.status in WORKING for x in exits)):
         add_exit(book, lst, open_qty, "position without a working exit")
@@ -94,15 +100,13 @@ def _hold_or_release(book: Book, lst: OrderList, entry: Order, exits: list[Order
     if not _triggered(entry, lst.oto_trigger):
         for c in exits:  # held children follow the entry's size until released
             if c.status is OrderStatus.INITIALIZED and c.qty != entry.qty:
-                book.touch(c)
-                c.qty = entry.qty
+                book.resize(c, entry.qty)
         return
     book.touch_list(lst)
     lst.released = True
     for c in exits:
         if c.status is OrderStatus.INITIALIZED:
-            book.touch(c)
-            c.qty = open_qty
+            book.resize(c, open_qty)
             book.submit(c)
 
 
@@ -168,25 +172,25 @@ def sync_oto(book: Book, lst: OrderList) -> None:
     for c in children:
         if c.is_closed or c.status is OrderStatus.PENDING_CANCEL:
             continue
-        target = _round_qty(book, c, c.planned_qty * parent.filled_qty / parent.qty)
+        assert c.planned_qty is not None  # set for every OTO child at submit
+        target = _share(book, c, c.planned_qty, parent.filled_qty, parent.qty)
         if target <= c.qty and c.status is not OrderStatus.INITIALIZED:
             continue
         if target <= 0:
             continue
-        book.touch(c)
-        c.qty = target
+        book.resize(c, target)
         if c.status is OrderStatus.INITIALIZED:
             if not lst.released:
                 book.touch_list(lst)
                 lst.released = True
             book.submit(c)
-        else:
-            book.modify(c)
 
 
-def _round_qty(book: Book, o: Order, value: Decimal) -> Decimal:
-    """Proportional sizes round down to the step, like every quantity."""
-    return book.instruments[o.instrument].round_qty(value)
+def _share(book: Book, o: Order, size: Decimal, num: Decimal, den: Decimal) -> Decimal:
+    """size·num/den rounded down to the step, in CONTEXT: the product is exact and the quotient
+    floors, so a proportional size never rounds up (the default context rounds half-even)."""
+    return book.instruments[o.instrument].round_qty(
+        CONTEXT.divide(CONTEXT.multiply(size, num), den))
 
 
 # --- OCO -----------------------------------------------------------------------------------------
@@ -203,14 +207,16 @@ def oco_fill(book: Book, lst: OrderList, o: Order, qty: Decimal) -> None:
     for s in siblings:
         if s.status not in WORKING:
             continue
-        cut = qty if policy is PartialFillPolicy.REDUCE_ABSOLUTE else qty * s.qty / o.qty
-        leaves = _round_qty(book, s, s.leaves - cut)
+        if policy is PartialFillPolicy.REDUCE_ABSOLUTE:
+            leaves = s.leaves - qty
+        else:  # leaves − qty·s.qty/o.qty = (leaves·o.qty − qty·s.qty)/o.qty, floored
+            leaves = _share(book, s, CONTEXT.subtract(CONTEXT.multiply(s.leaves, o.qty),
+                                                     CONTEXT.multiply(qty, s.qty)),
+                            Decimal(1), o.qty)
         if leaves <= 0:
             book.cancel(s, f"OUO sibling {o.id} filled its quantity")
         else:
-            book.touch(s)
-            s.qty = s.filled_qty + leaves
-            book.modify(s)
+            book.resize(s, s.filled_qty + leaves)
 
 
 def oco_closed(book: Book, lst: OrderList, o: Order) -> None:
@@ -243,9 +249,7 @@ def cap_guards(book: Book, instrument: str) -> None:
         if position * o.side.sign >= 0:
             book.cancel(o, "reduce-only order with nothing left to reduce")
         elif o.leaves > abs(position):
-            book.touch(o)
-            o.qty = o.filled_qty + abs(position)
-            book.modify(o)
+            book.resize(o, o.filled_qty + abs(position))
 
 
 def _allot_brackets(book: Book, instrument: str, position: Decimal) -> None:
@@ -282,3 +286,111 @@ def sync(book: Book, lst: OrderList) -> None:
     elif lst.kind is ListKind.OTO:
         sync_oto(book, lst)
 
+
+
+# --- reactions per list kind (what the manager calls after changing one order) -------------------
+
+def after_create(book: Book, lst: OrderList, orders: list[Order]) -> None:
+    """Send what goes out at once: an OTO or bracket parent alone (its children are held), every
+    leg of the other kinds; a reduce-only leg outside a bracket never exceeds the position."""
+    held = lst.kind in (ListKind.BRACKET, ListKind.OTO)
+    for o in orders[:1] if held else orders:
+        book.submit(o)
+    if lst.kind is not ListKind.BRACKET:
+        for instrument in {o.instrument for o in orders if o.reduce_only}:
+            cap_guards(book, instrument)
+
+
+def cancels_whole_list(lst: OrderList, o: Order) -> bool:
+    """Cancel one = cancel the rest for an OCO leg and a bracket exit (Binance lists); an entry
+    cancels only its remainder and its children follow the parent rules."""
+    return lst.kind is ListKind.OCO or (lst.kind is ListKind.BRACKET and o.role in EXIT_ROLES)
+
+
+def after_fill(book: Book, lst: OrderList, o: Order, qty: Decimal, cut_short: bool) -> None:
+    """``o`` traded ``qty``; ``cut_short``: the venue completed it below its current size."""
+    if not lst.is_closed:
+        mark_working(book, lst)
+        if lst.kind is ListKind.BRACKET:
+            if cut_short and o.role is not Role.ENTRY:
+                lost_exit(book, lst, o)  # its side of the bracket is re-placed
+            sync_bracket(book, lst)
+        elif lst.kind is ListKind.OCO:
+            oco_fill(book, lst, o, qty)
+        elif lst.kind is ListKind.OTO and o.role is Role.ENTRY:
+            sync_oto(book, lst)
+    reconcile(book, o.instrument)
+
+
+def after_close(book: Book, lst: OrderList, o: Order, solicited: bool) -> None:
+    """``o`` was cancelled or expired (``solicited``: we asked for the cancel)."""
+    if lst.kind is ListKind.BRACKET:
+        if o.role is not Role.ENTRY and not solicited:
+            lost_exit(book, lst, o)
+        sync_bracket(book, lst)
+    elif lst.kind is ListKind.OCO:
+        oco_closed(book, lst, o)
+    elif lst.kind is ListKind.OTO and o.role is Role.ENTRY:
+        sync_oto(book, lst)
+
+
+def after_reject(book: Book, lst: OrderList, o: Order) -> None:
+    """``o`` was rejected by the venue: a bracket exit is retried; anything else ends the list."""
+    if lst.kind is ListKind.BRACKET and o.role is not Role.ENTRY:
+        lost_exit(book, lst, o)
+        sync_bracket(book, lst)
+        return
+    book.touch_list(lst)
+    lst.rejected = True
+    legs = book.legs(lst)
+    if lst.kind in (ListKind.BRACKET, ListKind.OTO) and o.role is Role.ENTRY:
+        deny_children(book, o, legs[1:])
+        sync(book, lst)
+    elif lst.kind is ListKind.OCO:
+        oco_closed(book, lst, o)
+    elif lst.kind is ListKind.MULTI:
+        for x in legs:
+            book.cancel(x, f"leg {o.id} of the list was rejected")
+
+
+def after_modify(book: Book, lst: OrderList, o: Order, qty_changed: bool) -> None:
+    """A user modify of ``o``: a bracket resizes as one, an OCO/OUO size cascades to the
+    sibling, an OTO parent's children follow it; reduce-only orders stay inside the position."""
+    if lst.kind is ListKind.BRACKET:
+        entry = book.orders[lst.order_ids[0]]
+        if qty_changed and o is not entry:
+            book.resize(entry, o.qty)
+        sync_bracket(book, lst)
+    elif lst.kind is ListKind.OCO and qty_changed:
+        for s in book.legs(lst):
+            if s is not o and s.is_working:
+                book.resize(s, s.filled_qty + o.leaves)
+    elif lst.kind is ListKind.OTO and o.role is Role.ENTRY:
+        sync_oto(book, lst)
+    if qty_changed:  # prices never change what reduce-only orders may hold
+        reconcile(book, o.instrument)
+
+
+# --- list status -----------------------------------------------------------------------------------
+
+def mark_working(book: Book, lst: OrderList) -> None:
+    if lst.status is ListStatus.PENDING:
+        book.touch_list(lst)
+        lst.status = ListStatus.WORKING
+
+
+def settle(book: Book, lst: OrderList) -> None:
+    """A list's status follows its legs: closed when every leg is closed."""
+    if lst.is_closed:
+        return
+    orders = book.orders
+    for i in lst.order_ids:
+        if orders[i].status not in TERMINAL:
+            return
+    legs = book.legs(lst)
+    traded = any(o.filled_qty > 0 for o in legs)
+    status = (ListStatus.REJECTED if lst.rejected and not traded
+              else ListStatus.CANCELED if lst.cancel_requested or not traded
+              else ListStatus.DONE)
+    book.touch_list(lst)
+    lst.status = status

@@ -16,10 +16,13 @@ Defaults are the anchors' (reference/trading.md §1):
   exits the manager itself releases or resizes are never throttled or gated, because they only
   ever protect or reduce.
 
-Every command is checked (``validation``) before any state change; state changes are committed
-to the store in one transaction before any venue request (``book``); contingencies are applied
-by one set of rules (``contingency``). Events a venue raises inside a request are queued and
-handled after the current step, never re-entrantly.
+Every value enters through one conversion (``boundary``: finite, bounded, quantities floored
+to the step) and every command is checked (``validation``) before any state change; every venue
+event is checked (``event_checks``: refused with ``VenueEventRejected`` if it cannot be true,
+nothing changed). State changes are committed to the store in one transaction before any venue
+request (``book``), statuses follow ``lifecycle.ORDER_STATE_TABLE``, and what one order's event
+does to its list is decided by ``contingency``. Events a venue raises inside a request are
+queued and handled after the current step, never re-entrantly.
 """
 
 from __future__ import annotations
@@ -31,19 +34,21 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from types import MappingProxyType
+from typing import Any
 
+from . import boundary as b
 from . import contingency as rules
 from .book import Book
+from .clock import SECOND
+from .event_checks import screen
 from .orders import (
     EXIT_ROLES,
-    TERMINAL,
     ZERO,
     ContingencyType,
     DenialCode,
     Event,
     Instrument,
     ListKind,
-    ListStatus,
     Order,
     OrderAccepted,
     OrderCanceled,
@@ -61,9 +66,10 @@ from .orders import (
     Role,
     Side,
     TradingState,
-    to_decimal,
+    VenueEventRejected,
 )
 from .store import MemoryStore, OrderStore, Snapshot
+from .throttle import Throttle
 from .validation import (
     check_bracket_prices,
     check_notional,
@@ -95,7 +101,7 @@ class OrderConfig:
     on_partial_fill: PartialFillPolicy = PartialFillPolicy.CANCEL_SIBLINGS
     max_submit_rate: int | None = 100
     max_modify_rate: int | None = 100
-    rate_window_ns: int = 1_000_000_000
+    rate_window_ns: int = SECOND
     min_distance_ticks: int = 2
     min_distance_spreads: Decimal = Decimal(1)
     id_prefix: str = "L"
@@ -103,27 +109,8 @@ class OrderConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "oto_trigger", OtoTrigger(self.oto_trigger))
         object.__setattr__(self, "on_partial_fill", PartialFillPolicy(self.on_partial_fill))
-        object.__setattr__(self, "min_distance_spreads", to_decimal(self.min_distance_spreads))
-
-
-class Throttle:
-    """At most ``limit`` calls per sliding ``window_ns`` (None: unlimited)."""
-
-    __slots__ = ("limit", "times", "window_ns")
-
-    def __init__(self, limit: int | None, window_ns: int) -> None:
-        self.limit, self.window_ns, self.times = limit, window_ns, deque()
-
-    def allow(self, now: int) -> bool:
-        if self.limit is None:
-            return True
-        times = self.times
-        while times and now - times[0] >= self.window_ns:
-            times.popleft()
-        if len(times) >= self.limit:
-            return False
-        times.append(now)
-        return True
+        object.__setattr__(self, "min_distance_spreads",
+                           b.require_number(self.min_distance_spreads, "min_distance_spreads"))
 
 
 class OrderManager:
@@ -159,7 +146,7 @@ class OrderManager:
         self._modifies = Throttle(config.max_modify_rate, config.rate_window_ns)
         self._last: dict[str, Decimal] = {}
         self._quotes: dict[str, tuple[Decimal, Decimal]] = {}
-        self._queue: deque[Event] = deque()
+        self._queue: deque[object] = deque()
         self._busy = False
         self._sent: set[str] = set()
         self.orders: Mapping[str, Order] = MappingProxyType(self._book.orders)
@@ -170,7 +157,7 @@ class OrderManager:
     def restore(cls, store: OrderStore, venue: Venue,
                 instruments: Mapping[str, Instrument] | Sequence[Instrument], *,
                 positions: Mapping[str, Decimal | float | str] | None = None,
-                **kwargs) -> OrderManager:
+                **kwargs: Any) -> OrderManager:
         """Rebuild from ``store`` after a crash or restart, then re-arm every live list.
 
         Held children stay held (and are released if their parent triggered); children of a
@@ -180,7 +167,10 @@ class OrderManager:
         covering requests a crash may have cut off after their commit.
         """
         manager = cls(venue, instruments, store, _snapshot=store.load(), **kwargs)
-        manager._command(manager._rearm, positions or {})
+        checked = {manager._instrument(i).symbol: b.position(q, manager._instrument(i),
+                                                            f"positions[{i!r}]")
+                   for i, q in (positions or {}).items()}
+        manager._command(manager._rearm, checked)
         manager.resend(skip=manager._sent)
         return manager
 
@@ -195,7 +185,7 @@ class OrderManager:
         self._state = TradingState.coerce(value)
 
     def list_orders(self, list_id: str) -> list[Order]:
-        return self._book.legs(self._book.lists[list_id])
+        return self._book.legs(self._list(list_id))
 
     def rows(self) -> Snapshot:
         """In-memory state as store rows (equal to ``store.load()`` after every step)."""
@@ -203,7 +193,7 @@ class OrderManager:
 
     def bracket_open_qty(self, list_id: str) -> Decimal:
         """What a bracket still holds: entry filled - exit fills - reductions from outside."""
-        return self._book.bracket_open(self._book.lists[list_id])
+        return self._book.bracket_open(self._list(list_id))
 
     # --- validation context ----------------------------------------------------------------------
 
@@ -237,11 +227,16 @@ class OrderManager:
 
     def on_price(self, instrument: str, price: Decimal | float | str) -> None:
         """Last trade price: the reference for OCO ordering and market-entry brackets."""
-        self._last[instrument] = to_decimal(price)
+        inst = self._instrument(instrument)
+        self._last[inst.symbol] = b.reference(price, inst)
 
     def on_quote(self, instrument: str, bid: Decimal | float | str,
                  ask: Decimal | float | str) -> None:
-        self._quotes[instrument] = (to_decimal(bid), to_decimal(ask))
+        inst = self._instrument(instrument)
+        quote = b.reference(bid, inst, name="bid"), b.reference(ask, inst, name="ask")
+        if quote[0] > quote[1]:
+            raise OrderDenied(D.INVALID_PRICE, f"crossed quote: bid {quote[0]} > ask {quote[1]}")
+        self._quotes[inst.symbol] = quote
 
     # --- submit ----------------------------------------------------------------------------------
 
@@ -268,7 +263,7 @@ class OrderManager:
                        expire_ts: int | None = None) -> OrderList:
         """Entry (MARKET, or LIMIT at ``entry_price``) + reduce-only take-profit LIMIT and
         stop-loss STOP_MARKET (STOP_LIMIT with ``stop_limit``), released on the entry's fill."""
-        side = Side(side)
+        side = b.choice(Side, side, "side")
         lid = self._new_list_id()
         e, tp, sl = f"{lid}.E", f"{lid}.TP", f"{lid}.SL"
         exit_side = side.opposite
@@ -292,10 +287,12 @@ class OrderManager:
                    on_partial_fill: str | None = None,
                    ref_price: Decimal | float | str | None = None) -> OrderList:
         """A take-profit LIMIT and a stop on one ``side`` (SELL protects a long)."""
-        side = Side(side)
+        side = b.choice(Side, side, "side")
+        b.flag(reduce_only, "reduce_only")
+        policy = b.choice(PartialFillPolicy, on_partial_fill or self.config.on_partial_fill,
+                          "on_partial_fill")
         lid = self._new_list_id()
         tp, sl = f"{lid}.TP", f"{lid}.SL"
-        policy = PartialFillPolicy(on_partial_fill or self.config.on_partial_fill)
         c = _POLICY_CONTINGENCY[policy]
         specs = [
             OrderSpec(instrument, side, qty, OrderType.LIMIT, price=take_profit,
@@ -310,8 +307,8 @@ class OrderManager:
                    oto_trigger: str | None = None) -> OrderList:
         """``parent`` releases ``children`` when it triggers; children grow with its fills."""
         lid = self._new_list_id()
-        pid = parent.id or f"{lid}.P"
-        kids = [replace(c, id=c.id or f"{lid}.C{k}", parent=pid)
+        pid = f"{lid}.P" if parent.id is None else parent.id
+        kids = [replace(c, id=f"{lid}.C{k}" if c.id is None else c.id, parent=pid)
                 for k, c in enumerate(children, 1)]
         head = replace(parent, id=pid, contingency=ContingencyType.OTO,
                        linked=tuple(c.id for c in kids))
@@ -326,9 +323,8 @@ class OrderManager:
             raise OrderDenied(D.TRADING_HALTED, "trading state HALTED: submits are denied",
                               list_code=list_code)
         now = self.clock()
-        ref = None if ref_price is None else to_decimal(ref_price)
-        kind, orders = plan_list(specs, self, new_id or _no_ids, now, ref, built)
-        trigger = OtoTrigger(oto_trigger or self.config.oto_trigger)
+        kind, orders = plan_list(specs, self, new_id or _no_ids, now, ref_price, built)
+        trigger = b.choice(OtoTrigger, oto_trigger or self.config.oto_trigger, "oto_trigger")
         policy = self._policy(kind, orders, on_partial_fill)
         if not self._submits.allow(now):
             raise OrderDenied(D.RATE_LIMIT_EXCEEDED, f"more than {self.config.max_submit_rate} "
@@ -342,7 +338,8 @@ class OrderManager:
             return _CONTINGENCY_POLICY[orders[1].contingency]
         if kind is not ListKind.OCO:
             return self.config.on_partial_fill
-        policy = (PartialFillPolicy(requested) if requested is not None
+        policy = (b.choice(PartialFillPolicy, requested, "on_partial_fill")
+                  if requested is not None
                   else _CONTINGENCY_POLICY.get(orders[0].contingency, self.config.on_partial_fill))
         for o in orders:
             o.contingency = _POLICY_CONTINGENCY[policy]
@@ -357,11 +354,7 @@ class OrderManager:
         for o in orders:
             o.list_id = lid
             book.add_order(o)
-        for o in orders[:1] if kind in (ListKind.BRACKET, ListKind.OTO) else orders:
-            book.submit(o)
-        if kind is not ListKind.BRACKET:
-            for instrument in {o.instrument for o in orders if o.reduce_only}:
-                rules.cap_guards(book, instrument)  # a reduce-only order never exceeds the position
+        rules.after_create(book, lst, orders)
         return lst
 
     # --- modify / cancel -------------------------------------------------------------------------
@@ -372,6 +365,7 @@ class OrderManager:
         """Change size or prices. A held child changes locally (#2699); an OCO/OUO quantity
         change cascades to the sibling; a bracket exit's quantity before any entry fill resizes
         the whole bracket (after a fill exits are sized by the position: BRACKET_QTY_LOCKED)."""
+        b.identifier(order_id, "order_id")
         if self._state is TradingState.HALTED:
             raise OrderDenied(D.TRADING_HALTED, "trading state HALTED: modifies are denied")
         o = self._order(order_id)
@@ -437,28 +431,11 @@ class OrderManager:
                 t: Decimal | None) -> Order:
         book = self._book
         qty_changed = q != o.qty
-        book.touch(o)
-        o.qty, o.price, o.trigger_price = q, p, t
+        book.reprice(o, p, t)
+        book.resize(o, q)
         if o.planned_qty is not None:
             o.planned_qty = q  # an OTO child's new full size
-        book.modify(o)
-        if lst.kind is ListKind.BRACKET:
-            entry = book.orders[lst.order_ids[0]]
-            if qty_changed and o is not entry:
-                book.touch(entry)
-                entry.qty = q
-                book.modify(entry)
-            rules.sync_bracket(book, lst)
-        elif lst.kind is ListKind.OCO and qty_changed:
-            for s in book.legs(lst):
-                if s is not o and s.is_working:
-                    book.touch(s)
-                    s.qty = s.filled_qty + o.leaves
-                    book.modify(s)
-        elif lst.kind is ListKind.OTO and o.role is Role.ENTRY:
-            rules.sync_oto(book, lst)
-        if qty_changed:  # prices never change what reduce-only orders may hold
-            rules.reconcile(book, o.instrument)
+        rules.after_modify(book, lst, o, qty_changed)
         return o
 
     def cancel(self, order_id: str) -> None:
@@ -471,8 +448,8 @@ class OrderManager:
         o = self._order(order_id)
         if o.is_closed:
             return
-        lst = self._book.lists[o.list_id]
-        if lst.kind is ListKind.OCO or (lst.kind is ListKind.BRACKET and o.role in EXIT_ROLES):
+        lst = self._list_of(o)
+        if rules.cancels_whole_list(lst, o):
             self.cancel_list(lst.id)
             return
         self._command(self._book.cancel, o, "canceled by request")
@@ -480,9 +457,7 @@ class OrderManager:
     def cancel_list(self, list_id: str) -> None:
         """All legs to PENDING_CANCEL (held legs straight to CANCELED) in one transition.
         Idempotent: a retry changes nothing and re-sends the cancels still outstanding."""
-        lst = self._book.lists.get(list_id)
-        if lst is None:
-            raise OrderDenied(D.ORDER_NOT_FOUND, f"no order list {list_id!r}")
+        lst = self._list(list_id)
         if not lst.is_closed:
             self._command(self._cancel_list, lst)
 
@@ -497,7 +472,8 @@ class OrderManager:
     # --- venue events ----------------------------------------------------------------------------
 
     def apply(self, event: Event) -> None:
-        """Handle one venue event (queued if it arrives while a step is running)."""
+        """Handle one venue event (queued if it arrives while a step is running). An event that
+        cannot be true raises ``VenueEventRejected`` and changes nothing (``event_checks``)."""
         self._queue.append(event)
         if not self._busy:
             self._drain()
@@ -511,9 +487,8 @@ class OrderManager:
                 leaves: Decimal | float | str | None = None) -> None:
         """A partial or full fill (the status follows from the cumulative quantity, or from the
         venue's ``leaves`` when it reports them)."""
-        self.apply(OrderFilled(order_id, to_decimal(qty), to_decimal(price), ts, trade_id,
-                               to_decimal(fee), liquidity,
-                               None if leaves is None else to_decimal(leaves)))
+        self.apply(OrderFilled(order_id, qty, price, ts, trade_id, fee, liquidity,
+                               leaves))  # type: ignore[arg-type]  # converted by event_checks
 
     def on_canceled(self, order_id: str, ts: int | None = None) -> None:
         self.apply(OrderCanceled(order_id, ts))
@@ -527,40 +502,41 @@ class OrderManager:
     def on_position(self, instrument: str, qty: Decimal | float | str,
                     ts: int | None = None) -> None:
         """The venue's net position changed outside this manager (manual close, liquidation)."""
-        self.apply(PositionChanged(instrument, to_decimal(qty), ts))
+        self.apply(PositionChanged(instrument, qty, ts))  # type: ignore[arg-type]
 
     def _drain(self) -> None:
+        """Handle the queued events in order. An event ``event_checks`` refuses changes nothing
+        and does not stop the others; the first refusal is raised once the queue is empty (any
+        later ones ride along in its ``also``)."""
         self._busy = True
+        refused: list[Exception] = []
         try:
             while self._queue:
-                event = self._queue.popleft()
-                _HANDLERS[type(event)](self, event)
+                raw = self._queue.popleft()
+                try:
+                    event = screen(self._book, raw)
+                except (VenueEventRejected, TypeError) as exc:
+                    refused.append(exc)
+                    continue
+                if event is not None:
+                    _HANDLERS[type(event)](self, event)
         finally:
             self._busy = False
+        if refused:
+            first = refused[0]
+            if isinstance(first, VenueEventRejected):
+                first.also = refused[1:]
+            raise first
 
     def _handle_accepted(self, ev: OrderAccepted) -> None:
-        o = self._order(ev.order_id)
-        if o.status is OrderStatus.PENDING:
-            self._transact(self._accept, o)
+        self._transact(self._accept, self._book.orders[ev.order_id])
 
     def _accept(self, o: Order) -> None:
         self._book.set_status(o, OrderStatus.ACCEPTED)
-        self._working(self._book.lists[o.list_id])
-
-    def _working(self, lst: OrderList) -> None:
-        if lst.status is ListStatus.PENDING:
-            self._book.touch_list(lst)
-            lst.status = ListStatus.WORKING
+        rules.mark_working(self._book, self._list_of(o))
 
     def _handle_fill(self, ev: OrderFilled) -> None:
-        o = self._order(ev.order_id)
-        if ev.trade_id is not None and (o.id, ev.trade_id) in self._book.trade_keys:
-            return  # a re-delivered fill
-        if o.status in (OrderStatus.INITIALIZED, OrderStatus.DENIED, OrderStatus.REJECTED):
-            raise ValueError(f"fill reported for {o.status} order {o.id}")
-        if not ev.qty > 0:
-            raise ValueError(f"fill quantity {ev.qty} for {o.id} is not positive")
-        self._transact(self._fill, o, ev)
+        self._transact(self._fill, self._book.orders[ev.order_id], ev)
 
     def _fill(self, o: Order, ev: OrderFilled) -> None:
         book = self._book
@@ -570,72 +546,32 @@ class OrderManager:
         # reached it (it arrives for an order the venue no longer has)
         cut_short = ev.leaves is not None and ev.leaves <= 0 and o.filled_qty < o.qty
         if o.filled_qty >= o.qty or cut_short:
-            o.qty = o.filled_qty  # also an overfill (a venue that had not applied a downsize)
+            o.qty = o.filled_qty  # the size it traded, also one a downsize in flight missed
             book.set_status(o, OrderStatus.FILLED)
         elif o.status in (OrderStatus.PENDING, OrderStatus.ACCEPTED):
             book.set_status(o, OrderStatus.PARTIALLY_FILLED)
-        lst = book.lists[o.list_id]
-        if not lst.is_closed:
-            self._working(lst)
-            if lst.kind is ListKind.BRACKET:
-                if cut_short and o.role is not Role.ENTRY:
-                    rules.lost_exit(book, lst, o)  # its side of the bracket is re-placed
-                rules.sync_bracket(book, lst)
-            elif lst.kind is ListKind.OCO:
-                rules.oco_fill(book, lst, o, ev.qty)
-            elif lst.kind is ListKind.OTO and o.role is Role.ENTRY:
-                rules.sync_oto(book, lst)
-        rules.reconcile(book, o.instrument)
+        rules.after_fill(book, self._list_of(o), o, ev.qty, cut_short)
 
     def _handle_canceled(self, ev: OrderCanceled) -> None:
-        o = self._order(ev.order_id)
-        if not o.is_closed:
-            solicited = o.status is OrderStatus.PENDING_CANCEL
-            self._transact(self._closed, o, OrderStatus.CANCELED, solicited,
-                           None if solicited else "canceled by the venue")
+        o = self._book.orders[ev.order_id]
+        solicited = o.status is OrderStatus.PENDING_CANCEL
+        self._transact(self._closed, o, OrderStatus.CANCELED, solicited,
+                       None if solicited else "canceled by the venue")
 
     def _handle_expired(self, ev: OrderExpired) -> None:
-        o = self._order(ev.order_id)
-        if not o.is_closed:
-            self._transact(self._closed, o, OrderStatus.EXPIRED, False, "expired")
+        self._transact(self._closed, self._book.orders[ev.order_id], OrderStatus.EXPIRED, False,
+                       "expired")
 
     def _closed(self, o: Order, status: OrderStatus, solicited: bool, reason: str | None) -> None:
-        book = self._book
-        book.set_status(o, status, reason)
-        lst = book.lists[o.list_id]
-        if lst.kind is ListKind.BRACKET:
-            if o.role is not Role.ENTRY and not solicited:
-                rules.lost_exit(book, lst, o)
-            rules.sync_bracket(book, lst)
-        elif lst.kind is ListKind.OCO:
-            rules.oco_closed(book, lst, o)
-        elif lst.kind is ListKind.OTO and o.role is Role.ENTRY:
-            rules.sync_oto(book, lst)
+        self._book.set_status(o, status, reason)
+        rules.after_close(self._book, self._list_of(o), o, solicited)
 
     def _handle_rejected(self, ev: OrderRejected) -> None:
-        o = self._order(ev.order_id)
-        if not o.is_closed:
-            self._transact(self._reject, o, ev.reason)
+        self._transact(self._reject, self._book.orders[ev.order_id], ev.reason)
 
     def _reject(self, o: Order, reason: str) -> None:
-        book = self._book
-        book.set_status(o, OrderStatus.REJECTED, reason or "rejected by the venue")
-        lst = book.lists[o.list_id]
-        if lst.kind is ListKind.BRACKET and o.role is not Role.ENTRY:
-            rules.lost_exit(book, lst, o)
-            rules.sync_bracket(book, lst)
-            return
-        book.touch_list(lst)
-        lst.rejected = True
-        legs = book.legs(lst)
-        if lst.kind in (ListKind.BRACKET, ListKind.OTO) and o.role is Role.ENTRY:
-            rules.deny_children(book, o, legs[1:])
-            rules.sync(book, lst)
-        elif lst.kind is ListKind.OCO:
-            rules.oco_closed(book, lst, o)
-        elif lst.kind is ListKind.MULTI:
-            for x in legs:
-                book.cancel(x, f"leg {o.id} of the list was rejected")
+        self._book.set_status(o, OrderStatus.REJECTED, reason or "rejected by the venue")
+        rules.after_reject(self._book, self._list_of(o), o)
 
     def _handle_position(self, ev: PositionChanged) -> None:
         self._transact(self._position, ev.instrument, ev.qty)
@@ -666,7 +602,7 @@ class OrderManager:
         try:
             result = fn(*args)
             for lst in book.dirty_lists():
-                _settle(book, lst)
+                rules.settle(book, lst)
             outbox = book.commit()
         except BaseException:
             book.rollback()
@@ -674,17 +610,17 @@ class OrderManager:
         self._sent = book.flush(outbox)
         return result
 
-    def _rearm(self, positions: Mapping[str, Decimal | float | str]) -> None:
+    def _rearm(self, positions: Mapping[str, Decimal]) -> None:
         book = self._book
         for instrument, qty in positions.items():
-            book.set_position(instrument, to_decimal(qty))
+            book.set_position(instrument, qty)
         for lst in list(book.lists.values()):
             if not lst.is_closed:
                 rules.sync(book, lst)
         for instrument in {*book.positions, *book.live, *book.brackets}:
             rules.reconcile(book, instrument)
 
-    def resend(self, skip: set[str] = frozenset()) -> set[str]:
+    def resend(self, skip: set[str] | frozenset[str] = frozenset()) -> set[str]:
         """Re-send the desired state of every live venue order (after a venue outage or a
         restart); the venue contract makes this idempotent. Returns the ids sent."""
         book = self._book
@@ -694,31 +630,30 @@ class OrderManager:
     # --- helpers ---------------------------------------------------------------------------------
 
     def _order(self, order_id: str) -> Order:
-        o = self._book.orders.get(order_id)
+        o = self._book.orders.get(b.identifier(order_id, "order_id"))
         if o is None:
             raise OrderDenied(D.ORDER_NOT_FOUND, f"no order {order_id!r}", order_id)
         return o
 
+    def _list(self, list_id: str) -> OrderList:
+        lst = self._book.lists.get(b.identifier(list_id, "list_id"))
+        if lst is None:
+            raise OrderDenied(D.ORDER_NOT_FOUND, f"no order list {list_id!r}")
+        return lst
+
+    def _list_of(self, o: Order) -> OrderList:
+        assert o.list_id is not None  # every order the book holds belongs to a list
+        return self._book.lists[o.list_id]
+
+    def _instrument(self, instrument: str) -> Instrument:
+        inst = self.instruments.get(b.identifier(instrument, "instrument"))
+        if inst is None:
+            raise OrderDenied(D.UNKNOWN_INSTRUMENT, f"no instrument {instrument!r}")
+        return inst
+
     def _new_list_id(self) -> str:
         n, self._next = self._next, self._next + 1
         return f"{self.config.id_prefix}{n}"
-
-
-def _settle(book: Book, lst: OrderList) -> None:
-    """A list's status follows its legs: closed when every leg is closed."""
-    if lst.is_closed:
-        return
-    orders = book.orders
-    for i in lst.order_ids:
-        if orders[i].status not in TERMINAL:
-            return
-    legs = book.legs(lst)
-    traded = any(o.filled_qty > 0 for o in legs)
-    status = (ListStatus.REJECTED if lst.rejected and not traded
-              else ListStatus.CANCELED if lst.cancel_requested or not traded
-              else ListStatus.DONE)
-    book.touch_list(lst)
-    lst.status = status
 
 
 def _number(prefix: str, list_id: str) -> int:
@@ -730,7 +665,7 @@ def _no_ids() -> str:
     raise OrderDenied(D.INVALID_ORDER, "every order of this list needs an id")
 
 
-_HANDLERS: dict[type, Callable[[OrderManager, Event], None]] = {
+_HANDLERS: dict[type, Callable[[OrderManager, Any], None]] = {
     OrderAccepted: OrderManager._handle_accepted,
     OrderFilled: OrderManager._handle_fill,
     OrderCanceled: OrderManager._handle_canceled,

@@ -1,4 +1,4 @@
-"""The order model: orders, order lists, instruments, statuses, contingency types and venue events.
+"""The order model: orders, order lists, statuses, contingency types and venue events.
 
 Names follow NautilusTrader (``ContingencyType``, ``OrderList``, ``TradingState``, denial codes)
 and FIX 5.0SP2, so the reference material (reference/trading.md §1) reads straight onto the code.
@@ -14,32 +14,19 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, fields
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from decimal import Decimal
 from operator import attrgetter
 
-ZERO = Decimal(0)
+from .instrument import ZERO, Instrument
+from .vocabulary import DenialCode, OrderDenied, Side, TradingState, VenueEventRejected
 
-
-def to_decimal(value: Decimal | float | str) -> Decimal:
-    """Exact conversion; a float goes through its shortest repr, so 0.1 becomes Decimal('0.1')."""
-    if isinstance(value, Decimal):
-        return value
-    if isinstance(value, float):
-        return Decimal(repr(value))
-    return Decimal(value)
-
-
-class Side(enum.StrEnum):
-    BUY = "BUY"
-    SELL = "SELL"
-
-    @property
-    def sign(self) -> int:
-        return 1 if self is Side.BUY else -1
-
-    @property
-    def opposite(self) -> Side:
-        return Side.SELL if self is Side.BUY else Side.BUY
+__all__ = [  # the shared vocabulary and the instrument are importable from here too
+    "EXIT_ROLES", "LIST_TERMINAL", "TERMINAL", "WORKING", "ZERO", "ContingencyType",
+    "DenialCode", "Event", "Instrument", "ListKind", "ListStatus", "Order", "OrderAccepted",
+    "OrderCanceled", "OrderDenied", "OrderExpired", "OrderFilled", "OrderList", "OrderRejected",
+    "OrderSpec", "OrderStatus", "OrderType", "OtoTrigger", "PartialFillPolicy", "PositionChanged",
+    "Role", "Side", "TradingState", "VenueEventRejected",
+]
 
 
 class OrderType(enum.StrEnum):
@@ -138,108 +125,6 @@ class PartialFillPolicy(enum.StrEnum):
     NONE = "none"  # CME Direct: only a full fill cancels
 
 
-class TradingState(enum.StrEnum):
-    """Nautilus: HALTED denies submit and modify (cancels pass); REDUCING denies added exposure."""
-
-    ACTIVE = "ACTIVE"
-    HALTED = "HALTED"
-    REDUCING = "REDUCING"
-
-    @classmethod
-    def coerce(cls, value: object) -> TradingState:
-        """Accept this enum or its name in any case ("reducing")."""
-        return cls[str(getattr(value, "name", value)).upper()]
-
-
-class DenialCode(enum.StrEnum):
-    """Stable pre-submit denial codes (reference/trading.md §1.5); tests and logs key on them."""
-
-    INVALID_ORDER = "INVALID_ORDER"
-    UNKNOWN_INSTRUMENT = "UNKNOWN_INSTRUMENT"
-    ORDER_NOT_FOUND = "ORDER_NOT_FOUND"
-    ORDER_NOT_MODIFIABLE = "ORDER_NOT_MODIFIABLE"
-    INVALID_PRICE = "INVALID_PRICE"
-    INVALID_QUANTITY = "INVALID_QUANTITY"
-    QTY_BELOW_MIN = "QTY_BELOW_MIN"
-    NOTIONAL_BELOW_MIN = "NOTIONAL_BELOW_MIN"
-    NOTIONAL_EXCEEDS_MAX_PER_ORDER = "NOTIONAL_EXCEEDS_MAX_PER_ORDER"
-    NO_REFERENCE_PRICE = "NO_REFERENCE_PRICE"
-    GTD_EXPIRED = "GTD_EXPIRED"
-    STOP_LIMIT_SIDE = "STOP_LIMIT_SIDE"
-    OCO_PRICE_ORDER = "OCO_PRICE_ORDER"
-    OCO_SIDE_MISMATCH = "OCO_SIDE_MISMATCH"
-    BRACKET_PRICE_ORDER = "BRACKET_PRICE_ORDER"
-    DISTANCE_TOO_SMALL = "DISTANCE_TOO_SMALL"
-    UNEQUAL_LEG_QTY = "UNEQUAL_LEG_QTY"
-    CHILD_QTY_EXCEEDS_PARENT = "CHILD_QTY_EXCEEDS_PARENT"
-    CHILD_NOT_REDUCE_ONLY = "CHILD_NOT_REDUCE_ONLY"
-    CHILD_SIDE = "CHILD_SIDE"
-    BRACKET_QTY_LOCKED = "BRACKET_QTY_LOCKED"
-    BRACKET_SIDE_CONFLICT = "BRACKET_SIDE_CONFLICT"
-    MIXED_VENUE = "MIXED_VENUE"
-    MIXED_INSTRUMENT = "MIXED_INSTRUMENT"
-    MIXED_INSTRUMENT_POSITION_ID = "MIXED_INSTRUMENT_POSITION_ID"
-    ASYMMETRIC_LINK = "ASYMMETRIC_LINK"
-    CONTINGENCY_CYCLE = "CONTINGENCY_CYCLE"
-    UNSUPPORTED_LIST_SHAPE = "UNSUPPORTED_LIST_SHAPE"
-    TOO_MANY_OPEN_ORDERS = "TOO_MANY_OPEN_ORDERS"
-    REDUCE_ONLY_WOULD_INCREASE_POSITION = "REDUCE_ONLY_WOULD_INCREASE_POSITION"
-    TRADING_HALTED = "TRADING_HALTED"
-    TRADING_STATE_REDUCING = "TRADING_STATE_REDUCING"
-    RATE_LIMIT_EXCEEDED = "RATE_LIMIT_EXCEEDED"
-    ORDER_LIST_DENIED = "ORDER_LIST_DENIED"
-
-
-class OrderDenied(Exception):
-    """A command refused before any state change or venue I/O.
-
-    ``code`` is the rule that failed; for a list of more than one order ``list_code`` is
-    ``ORDER_LIST_DENIED``: the whole list is refused, no leg is submitted.
-    """
-
-    def __init__(self, code: DenialCode, message: str, order_id: str | None = None,
-                 list_code: DenialCode | None = None) -> None:
-        self.code = code
-        self.message = message
-        self.order_id = order_id
-        self.list_code = list_code
-        prefix = f"{list_code}: " if list_code else ""
-        where = f" (order {order_id})" if order_id else ""
-        super().__init__(f"{prefix}{code}{where}: {message}")
-
-
-@dataclass(frozen=True, slots=True)
-class Instrument:
-    """Venue filters for one symbol (Binance PRICE_FILTER, LOT_SIZE, MIN_NOTIONAL,
-    MAX_NUM_ORDERS)."""
-
-    symbol: str
-    tick: Decimal
-    step: Decimal
-    min_qty: Decimal | None = None  # defaults to one step
-    min_notional: Decimal = ZERO
-    max_notional: Decimal | None = None
-    max_open_orders: int = 200
-    venue: str = "PAPER"
-
-    def round_price(self, price: Decimal, side: Side) -> Decimal:
-        """Onto the tick grid, in the side's favour: a buy price rounds down, a sell price up.
-
-        For a limit that means never paying more or receiving less than asked; for a stop it
-        means triggering no later than asked (a sell stop rounds up, towards the market).
-        """
-        mode = ROUND_FLOOR if side is Side.BUY else ROUND_CEILING
-        return (price / self.tick).to_integral_value(mode) * self.tick
-
-    def round_qty(self, qty: Decimal) -> Decimal:
-        """Down to the step: never trade more than asked (reference/trading.md §1.5 rule 7)."""
-        return (qty / self.step).to_integral_value(ROUND_FLOOR) * self.step
-
-    @property
-    def minimum_qty(self) -> Decimal:
-        return self.step if self.min_qty is None else self.min_qty
-
-
 @dataclass(slots=True)
 class OrderSpec:
     """What a caller asks for. ``id`` is optional (generated); ``parent`` and ``linked`` name other
@@ -289,6 +174,10 @@ class Order:
     reason: str | None = None
     ts_init: int = 0
     ts_last: int = 0
+    # the loosest terms the venue was ever sent: the modify protocol has no acknowledgement, so
+    # until a downsize or re-price arrives the venue may still fill at these (event_checks)
+    venue_qty: Decimal | None = None
+    venue_price: Decimal | None = None
 
     @property
     def leaves(self) -> Decimal:
@@ -357,6 +246,8 @@ _LIST_ROW = _row_getter(OrderList)
 
 
 # --- venue events (what a venue or the paper exchange reports) -----------------------------------
+# Fields hold what the venue delivered; the manager checks and converts them once (event_checks)
+# before an event may change anything.
 
 @dataclass(slots=True)
 class OrderAccepted:
@@ -411,12 +302,3 @@ class PositionChanged:
 Event = (OrderAccepted | OrderFilled | OrderCanceled | OrderExpired | OrderRejected
          | PositionChanged)
 
-
-def __getattr__(name: str):
-    """``OrderManager`` and ``OrderConfig`` are importable from here too, where the issue's API
-    names them; they live in ``manager`` (which imports this module), so they load lazily."""
-    if name in ("OrderManager", "OrderConfig"):
-        from . import manager
-
-        return getattr(manager, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

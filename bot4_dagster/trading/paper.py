@@ -35,6 +35,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
+from .boundary import require_number
 from .orders import (
     ZERO,
     Event,
@@ -46,7 +47,7 @@ from .orders import (
     OrderRejected,
     OrderType,
     Side,
-    to_decimal,
+    VenueEventRejected,
 )
 from .venue import CancelOrder, ModifyOrder, SubmitOrder
 
@@ -295,7 +296,8 @@ class PaperExchange:
               source: Trade | Bar, print_price: Decimal | None = None) -> Decimal:
         if w.req.order_id not in m.orders:
             return available
-        qty = min(w.leaves, available)
+        # on the step grid, as a venue's LOT_SIZE: a print amount finer than the step fills less
+        qty = self.instruments[w.req.instrument].round_qty(min(w.leaves, available))
         if w.req.reduce_only:
             qty = min(qty, max(ZERO, -m.position * w.side.sign))
         if qty <= 0:
@@ -341,16 +343,24 @@ def _bar_trigger(w: _Working, bar: Bar) -> Decimal | None:
 def pump(exchange: PaperExchange, manager) -> int:
     """Deliver the exchange's events to the manager until neither has anything left to say."""
     n = 0
+    refused: list[VenueEventRejected] = []
     while events := exchange.events():
         for event in events:
-            manager.apply(event)
+            try:
+                manager.apply(event)
+            except VenueEventRejected as exc:  # the rest of the batch is still delivered
+                refused.append(exc)
         n += len(events)
+    if refused:
+        refused[0].also.extend(refused[1:])
+        raise refused[0]
     return n
 
 
 def trades_from_frame(frame) -> list[Trade]:
     """Tardis trades CSV rows (``timestamp`` µs, ``side``, ``price``, ``amount``, ``id``)."""
-    return [Trade(int(ts) * 1000, to_decimal(str(p)), to_decimal(str(a)),
+    return [Trade(int(ts) * 1000, require_number(str(p), "price"),
+                  require_number(str(a), "amount"),
                   Side.BUY if s == "buy" else Side.SELL, str(i))
             for ts, p, a, s, i in zip(frame["timestamp"], frame["price"], frame["amount"],
                                       frame["side"], frame["id"])]

@@ -122,6 +122,7 @@ _ORDER_TYPES = {
     "expire_ts": ("INTEGER", _ident()), "planned_qty": ("TEXT", _DEC),
     "retry_of": ("TEXT", _ident()), "reason": ("TEXT", _ident()),
     "ts_init": ("INTEGER", _ident()), "ts_last": ("INTEGER", _ident()),
+    "venue_qty": ("TEXT", _DEC), "venue_price": ("TEXT", _DEC),
 }
 _LIST_TYPES = {
     "id": ("TEXT PRIMARY KEY", _ident()), "kind": ("TEXT", _enum(ListKind)),

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Protocol
 
+from . import boundary as b
 from .orders import (
     ContingencyType,
     DenialCode,
@@ -26,7 +27,6 @@ from .orders import (
     Role,
     Side,
     TradingState,
-    to_decimal,
 )
 
 D = DenialCode
@@ -61,7 +61,7 @@ def deny(code: DenialCode, message: str, order_id: str | None = None) -> OrderDe
 # --- a whole submission --------------------------------------------------------------------------
 
 def plan_list(specs: Sequence[OrderSpec], ctx: Context, new_id: Callable[[], str], now: int,
-              ref_override: Decimal | None = None,
+              ref_override: object = None,
               built: ListKind | None = None) -> tuple[ListKind, list[Order]]:
     """Check ``specs`` and return the list shape and its orders (status INITIALIZED).
 
@@ -71,13 +71,18 @@ def plan_list(specs: Sequence[OrderSpec], ctx: Context, new_id: Callable[[], str
     try:
         if not specs:
             raise deny(D.INVALID_ORDER, "an order list needs at least one order")
+        for s in specs:
+            if not isinstance(s, OrderSpec):
+                raise TypeError(f"specs must be OrderSpec objects, got {type(s).__name__}")
         ids = _ids(specs, ctx, new_id)
         if built is None:
             kind, specs, ids = _shape(specs, ids)
         else:
             kind = built
         orders = [_leg(s, i, ctx, now) for s, i in zip(specs, ids)]
-        _list_rules(kind, orders, ctx, ref_override)
+        ref = None if ref_override is None else b.reference(
+            ref_override, ctx.instruments[orders[0].instrument], name="ref_price")
+        _list_rules(kind, orders, ctx, ref)
         _exposure_rules(orders, ctx)
         return kind, orders
     except OrderDenied as denial:
@@ -88,7 +93,10 @@ def plan_list(specs: Sequence[OrderSpec], ctx: Context, new_id: Callable[[], str
 
 
 def _ids(specs: Sequence[OrderSpec], ctx: Context, new_id: Callable[[], str]) -> list[str]:
-    ids = [s.id if s.id is not None else new_id() for s in specs]
+    ids = [b.identifier(s.id, "OrderSpec.id") if s.id is not None else new_id() for s in specs]
+    for s in specs:
+        b.optional_identifier(s.parent, "OrderSpec.parent")
+        b.identifiers(s.linked, "OrderSpec.linked")
     if len(set(ids)) != len(ids):
         raise deny(D.INVALID_ORDER, "duplicate order ids in one list")
     for i in ids:
@@ -169,54 +177,36 @@ def _classify(specs: list[OrderSpec], ids: list[str]):
 # --- one leg -------------------------------------------------------------------------------------
 
 def _leg(s: OrderSpec, oid: str, ctx: Context, now: int) -> Order:
-    inst = ctx.instruments.get(s.instrument)
+    inst = ctx.instruments.get(b.identifier(s.instrument, "OrderSpec.instrument"))
     if inst is None:
         raise deny(D.UNKNOWN_INSTRUMENT, f"no instrument {s.instrument!r}", oid)
-    side, typ = _coerce(Side, s.side), _coerce(OrderType, s.type)
+    side = b.choice(Side, s.side, "side", oid)
+    typ = b.choice(OrderType, s.type, "type", oid)
     if typ.has_price != (s.price is not None) or typ.is_stop != (s.trigger_price is not None):
         raise deny(D.INVALID_ORDER, f"{typ} takes {'a' if typ.has_price else 'no'} limit price "
                    f"and {'a' if typ.is_stop else 'no'} trigger price", oid)
-    price = _price(s.price, inst, side, oid)
-    trigger = _price(s.trigger_price, inst, side, oid)
-    qty = _qty(s.qty, inst, oid)
+    price = None if s.price is None else b.price(s.price, inst, side, oid)
+    trigger = None if s.trigger_price is None else b.price(s.trigger_price, inst, side, oid,
+                                                            "trigger price")
+    qty = b.quantity(s.qty, inst, oid)
+    reduce_only = b.flag(s.reduce_only, "OrderSpec.reduce_only")
+    venue = b.optional_identifier(s.venue, "OrderSpec.venue")
+    position_id = b.optional_identifier(s.position_id, "OrderSpec.position_id")
+    expire_ts = b.timestamp(s.expire_ts, "OrderSpec.expire_ts")
     if typ is OrderType.STOP_LIMIT:
         check_stop_limit(side, price, trigger, oid)
     ref = price if price is not None else trigger if trigger is not None \
         else ctx.ref_price(s.instrument)
     if ref is None:
         raise deny(D.NO_REFERENCE_PRICE, f"no last price for {s.instrument}", oid)
-    check_notional(inst, qty, ref, s.reduce_only, oid)
-    if s.expire_ts is not None and s.expire_ts <= now:
+    check_notional(inst, qty, ref, reduce_only, oid)
+    if expire_ts is not None and expire_ts <= now:
         raise deny(D.GTD_EXPIRED, "expire time is not in the future", oid)
-    return Order(oid, s.instrument, side, typ, qty, price, trigger, s.reduce_only,
+    return Order(oid, s.instrument, side, typ, qty, price, trigger, reduce_only,
                  OrderStatus.INITIALIZED, parent_id=s.parent, linked_ids=tuple(s.linked),
-                 contingency=_coerce(ContingencyType, s.contingency),
-                 venue=s.venue or inst.venue,
-                 position_id=s.position_id, expire_ts=s.expire_ts, ts_init=now, ts_last=now)
-
-
-def _coerce(cls: type, value):
-    """``cls(value)``, skipping the enum lookup (~0.4 µs) when ``value`` already is one."""
-    return value if value.__class__ is cls else cls(value)
-
-
-def _price(value, inst: Instrument, side: Side, oid: str) -> Decimal | None:
-    if value is None:
-        return None
-    p = to_decimal(value)
-    if not p > 0:
-        raise deny(D.INVALID_PRICE, f"price {p} is not positive", oid)
-    return inst.round_price(p, side)
-
-
-def _qty(value, inst: Instrument, oid: str) -> Decimal:
-    q = to_decimal(value)
-    if not q > 0:
-        raise deny(D.INVALID_QUANTITY, f"quantity {q} is not positive", oid)
-    q = inst.round_qty(q)
-    if q < inst.minimum_qty:
-        raise deny(D.QTY_BELOW_MIN, f"quantity rounds down to {q} < {inst.minimum_qty}", oid)
-    return q
+                 contingency=b.choice(ContingencyType, s.contingency, "contingency", oid),
+                 venue=venue or inst.venue,
+                 position_id=position_id, expire_ts=expire_ts, ts_init=now, ts_last=now)
 
 
 def check_stop_limit(side: Side, price: Decimal | None, trigger: Decimal | None,
@@ -383,19 +373,20 @@ def _exposure_rules(orders: list[Order], ctx: Context) -> None:
 
 # --- modify --------------------------------------------------------------------------------------
 
-def plan_modify(o: Order, qty, price, trigger, ctx: Context) -> tuple[Decimal, Decimal | None,
-                                                                     Decimal | None]:
+def plan_modify(o: Order, qty: object, price: object, trigger: object,
+                ctx: Context) -> tuple[Decimal, Decimal | None, Decimal | None]:
     """New (qty, price, trigger) for ``o``, normalised and checked leg by leg."""
     inst = ctx.instruments[o.instrument]
     if price is not None and not o.type.has_price:
         raise deny(D.INVALID_ORDER, f"a {o.type} order has no limit price", o.id)
     if trigger is not None and not o.type.is_stop:
         raise deny(D.INVALID_ORDER, f"a {o.type} order has no trigger price", o.id)
-    q = o.qty if qty is None else _qty(qty, inst, o.id)
+    q = o.qty if qty is None else b.quantity(qty, inst, o.id)
     if q <= o.filled_qty:
         raise deny(D.INVALID_QUANTITY, f"quantity {q} <= filled {o.filled_qty}", o.id)
-    p = o.price if price is None else _price(price, inst, o.side, o.id)
-    t = o.trigger_price if trigger is None else _price(trigger, inst, o.side, o.id)
+    p = o.price if price is None else b.price(price, inst, o.side, o.id)
+    t = o.trigger_price if trigger is None else b.price(trigger, inst, o.side, o.id,
+                                                        "trigger price")
     if o.type is OrderType.STOP_LIMIT:
         check_stop_limit(o.side, p, t, o.id)
     ref = p if p is not None else t if t is not None else ctx.ref_price(o.instrument)

@@ -10,8 +10,11 @@ Each :class:`RiskDecision` carries its trace (per layer: size before and after, 
 a one-line reason) and renders as a short table, so any clamp can be audited after the fact.
 
 Units: prices in quote currency per unit, quantities in base units, notionals (quantity · price)
-and PnL in quote currency, volatilities and shares as fractions (0.02 = 2 %), times as seconds
-since the Unix epoch (UTC) or aware datetimes.
+and PnL in quote currency, volatilities and shares as fractions (0.02 = 2 %), times as int
+nanoseconds since the Unix epoch (the trading layer's one clock unit) or aware datetimes. The
+instrument is the order layer's ``Instrument`` and the codes its ``DenialCode``: one vocabulary.
+Every input number is finite, not subnormal and at most 1e15 in magnitude (prices, equities,
+volatilities and quantities at least 1e-12), or its constructor raises ``ValueError``.
 
 Choices the spec leaves open: L1 sizes on p̂ = min(calibrated p, (wins + a)/(n + a + b₀)), so
 both the calibrator and the bucket's shrunk track record must show the edge (a thin or unlucky
@@ -27,13 +30,13 @@ overhead would cost more than the arithmetic. Inputs are validated once, when th
 input objects are built, so :func:`evaluate` itself stays on the fast path.
 """
 
-from ..orders import Side, TradingState
-from .config import DenialCode, RiskConfig
+from ..instrument import Instrument
+from ..vocabulary import DenialCode, Side, TradingState
+from .config import RiskConfig
 from .inputs import (
     AccountState,
     CrisisAssessment,
     CrisisSignals,
-    InstrumentFilters,
     MarketState,
     TradeProposal,
     assess_crisis,
@@ -44,7 +47,7 @@ from .state import RiskState
 from .trace import LayerStep, RiskDecision
 
 __all__ = [
-    "AccountState", "CrisisAssessment", "CrisisSignals", "DenialCode", "InstrumentFilters",
+    "AccountState", "CrisisAssessment", "CrisisSignals", "DenialCode", "Instrument",
     "LayerStep", "MarketState", "RiskConfig", "RiskDecision", "RiskState", "Side",
     "TradeProposal", "TradingState", "assess_crisis", "drawdown_multiplier", "evaluate",
     "floor_to_step", "kelly_fraction", "shrunk_probability",

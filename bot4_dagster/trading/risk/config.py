@@ -1,50 +1,86 @@
-"""Risk vocabulary and limits: denial codes and ``RiskConfig``, the one object holding every
-default of the eight layers (trading.md §2.2). Sides and trading states are the order layer's."""
+"""Risk limits and number rules: ``RiskConfig``, the one object holding every default of the eight
+layers (trading.md §2.2), and the checks every input number passes. Sides, trading states and
+denial codes are the shared vocabulary's (``trading.vocabulary``)."""
 
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
-from enum import StrEnum
+
+from ..boundary import describe
+from ..vocabulary import DenialCode
 
 INF = math.inf
-DAY = 86_400.0
+MAX_MAGNITUDE = 1e15
+"""No input number may exceed this in magnitude: equities, prices, notionals and quantities of
+any real market fit, and a product or quotient of a few of them stays far from float overflow
+(so no layer can meet ``inf`` or an ``OverflowError``)."""
+MIN_SCALE = 1e-12
+"""Prices, equities, volatilities and quantities are at least this (a smaller price or equity
+is a unit error, and dividing by it would overflow)."""
+_TINY = sys.float_info.min  # below it a float is subnormal: flushed to 0 (a documented clamp)
 _FLIP_TOLERANCE = 1e-9  # relative slack so a reduce-only exit of the whole position is not cut
 
-
-class DenialCode(StrEnum):
-    """Stable reasons a decision is denied; callers and logs match on these, never on text."""
-
-    NO_EDGE = "NO_EDGE"  # L1: quarter-Kelly fraction ≤ 0 (or tp not beyond fees)
-    NO_STOP = "NO_STOP"  # L1/L2: no stop-loss, so no risk to size against
-    PRICE_NOT_ON_TICK = "PRICE_NOT_ON_TICK"  # L4: entry price off the venue's tick grid
-    REDUCE_ONLY_NO_POSITION = "REDUCE_ONLY_NO_POSITION"  # L4: nothing opposite to reduce
-    STOPLOSS_GUARD = "STOPLOSS_GUARD"  # L6: too many stop-loss exits lately, entries locked
-    PAIR_COOLDOWN = "PAIR_COOLDOWN"  # L6: the instrument exited within its cooldown
-    CRISIS = "CRISIS"  # L7: crisis detector says m7 = 0
-    ZERO_SIZE = "ZERO_SIZE"  # step floor: nothing left after the clamps
-    BELOW_MIN_QTY = "BELOW_MIN_QTY"  # step floor: below the venue's minimum quantity
-    BELOW_MIN_NOTIONAL = "BELOW_MIN_NOTIONAL"  # step floor: below minNotional (never rounded up)
-    TRADING_HALTED = "TRADING_HALTED"  # L8: state HALTED (drawdown ≥ 15 %)
-    KILL_SWITCH = "KILL_SWITCH"  # L8: state HALTED by the session-PnL kill switch
-    TRADING_STATE_REDUCING = "TRADING_STATE_REDUCING"  # L8: REDUCING and the order adds risk
-    PRICE_BAND = "PRICE_BAND"  # L8: limit price too far from the mark
-    RATE_LIMIT_EXCEEDED = "RATE_LIMIT_EXCEEDED"  # L8: submit throttle
+__all__ = ["INF", "MAX_MAGNITUDE", "MIN_SCALE", "DenialCode", "RiskConfig"]
 
 
-def _positive(name: str, value: float) -> None:
-    if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+def _real(value: object) -> float | None:
+    """``value`` as a float if it is an int or float (not bool), finite and at most
+    MAX_MAGNITUDE in magnitude, else None. A subnormal value is flushed to 0.0: no reading
+    that small means anything, and flushed it cannot overflow a quotient."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        x = float(value)
+    except OverflowError:  # an int beyond the float range (10**400)
+        return None
+    if not (math.isfinite(x) and abs(x) <= MAX_MAGNITUDE):
+        return None
+    return 0.0 if abs(x) < _TINY else x
 
 
-def _non_negative(name: str, value: float) -> None:
-    if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+def _number(name: str, value: object, what: str = "a finite number") -> float:
+    x = _real(value)
+    if x is None:
+        raise ValueError(f"{name} must be {what} (|x| <= {MAX_MAGNITUDE:g}), got "
+                         f"{describe(value)}")
+    return x
 
 
-def _fraction(name: str, value: float) -> None:
-    if not (isinstance(value, int | float) and 0 < value <= 1):
-        raise ValueError(f"{name} must be in (0, 1], got {value!r}")
+def _positive(name: str, value: object) -> float:
+    x = _real(value)
+    if x is None or x < MIN_SCALE:
+        raise ValueError(f"{name} must be a positive finite number in [{MIN_SCALE:g}, "
+                         f"{MAX_MAGNITUDE:g}], got {describe(value)}")
+    return x
+
+
+def _non_negative(name: str, value: object) -> float:
+    x = _real(value)
+    if x is None or x < 0:
+        raise ValueError(f"{name} must be a finite number >= 0 (at most {MAX_MAGNITUDE:g}), got "
+                         f"{describe(value)}")
+    return x
+
+
+def _fraction(name: str, value: object) -> float:
+    x = _real(value)
+    if x is None or not 0 < x <= 1:
+        raise ValueError(f"{name} must be in (0, 1] (not subnormal), got {describe(value)}")
+    return x
+
+
+def _count(name: str, value: object, low: int = 0) -> None:
+    if not (type(value) is int and low <= value <= MAX_MAGNITUDE):
+        raise ValueError(f"{name} must be an integer >= {low} (at most {MAX_MAGNITUDE:g}), got "
+                         f"{describe(value)}")
+
+
+def _store(obj: object, name: str, x: float) -> None:
+    """Keep a flushed subnormal as 0.0 on a frozen input (other values stay as given)."""
+    if x == 0.0 and getattr(obj, name) != 0:
+        object.__setattr__(obj, name, 0.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +117,7 @@ class RiskConfig:
     dd_floor_multiplier: float = 0.25  # m6 at and beyond dd_reducing
     dd_halt: float = 0.15  # drawdown ⇒ HALTED (manual reset)
     dd_exit: float = 0.075  # leave drawdown-REDUCING only below this drawdown ...
-    reducing_min_seconds: float = DAY  # ... and this long after drawdown was last ≥ dd_reducing
+    reducing_min_seconds: float = 86_400.0  # ... and this long after DD was last ≥ dd_reducing
     daily_loss_reducing: float = 0.03  # daily loss ⇒ REDUCING until the next 00:00 UTC
     candle_seconds: float = 300.0  # bar length the StoplossGuard and cooldown count in (5 m)
     sl_guard_trades: int = 4  # StoplossGuard: this many stop-loss exits ...
@@ -122,12 +158,10 @@ class RiskConfig:
         for name in ("min_bucket_trades", "sl_guard_trades", "sl_guard_lookback_candles",
                      "sl_guard_lock_candles", "pair_cooldown_candles", "max_submits_per_second",
                      "max_submits_per_minute"):
-            value = getattr(self, name)
-            if not (type(value) is int and value >= 1):
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-        if not (-1 < self.cluster_rho < 1):
+            _count(name, getattr(self, name), low=1)
+        if not (-1 < _number("cluster_rho", self.cluster_rho) < 1):
             raise ValueError(f"cluster_rho must be in (-1, 1), got {self.cluster_rho}")
-        if not (0 <= self.single_signal_multiplier <= 1):
+        if not (0 <= _number("single_signal_multiplier", self.single_signal_multiplier) <= 1):
             raise ValueError("single_signal_multiplier must be in [0, 1], got "
                              f"{self.single_signal_multiplier}")
         if not (self.dd_scale_start < self.dd_reducing < self.dd_halt):

@@ -9,18 +9,12 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-from ..orders import Side
-from .config import _FLIP_TOLERANCE, INF, DenialCode
-from .inputs import SIGNALS, AccountState, InstrumentFilters, MarketState, TradeProposal, _assess
-from .sizing import (
-    _floor_units,
-    _iso,
-    _room,
-    _seconds,
-    drawdown_multiplier,
-    kelly_fraction,
-    shrunk_probability,
-)
+from ..clock import iso, to_ns
+from ..instrument import FloatFilters, Instrument
+from ..vocabulary import DenialCode, Side
+from .config import _FLIP_TOLERANCE, INF
+from .inputs import SIGNALS, AccountState, MarketState, TradeProposal, _assess
+from .sizing import _kelly, _room, _shrunk, drawdown_multiplier, floor_on_grid
 from .state import RiskState
 from .trace import RiskDecision, _Why, _why
 
@@ -34,7 +28,7 @@ class _Ctx:
                  "stop_distance", "t")
 
     def __init__(self, pr: TradeProposal, acct: AccountState, mkt: MarketState,
-                 flt: InstrumentFilters, st: RiskState, t: float) -> None:
+                 flt: FloatFilters, st: RiskState, t: int) -> None:
         self.pr, self.acct, self.mkt, self.flt, self.st, self.t = pr, acct, mkt, flt, st, t
         self.cfg = st.config
         self.sign = 1 if pr.side is Side.BUY else -1
@@ -60,11 +54,10 @@ def _l1_kelly(c: _Ctx, size: float) -> _Out:
     pr, cfg = c.pr, c.cfg
     if pr.stop is None:
         return 0.0, _L1_NO_STOP, (), DenialCode.NO_STOP
-    bucket_p = shrunk_probability(pr.bucket_wins, pr.bucket_trades, cfg.prior_wins,
-                                  cfg.prior_losses)
+    bucket_p = _shrunk(pr.bucket_wins, pr.bucket_trades, cfg.prior_wins, cfg.prior_losses)
     p_hat = pr.p if pr.p < bucket_p else bucket_p
     b = (abs(pr.take_profit - pr.entry) - c.fee_unit) / (c.stop_distance + c.fee_unit + c.slip)
-    f_star = kelly_fraction(p_hat, b) if b > 0 else -INF
+    f_star = _kelly(p_hat, b) if b > 0 else -INF
     f_cap = cfg.f_cap
     if pr.bucket_trades < cfg.min_bucket_trades and cfg.thin_bucket_f_cap < f_cap:
         f_cap = cfg.thin_bucket_f_cap
@@ -122,14 +115,14 @@ def _l4_limits(c: _Ctx, size: float) -> _Out:
     instrument_cap = cfg.max_instrument_share * eq
     room = _room(instrument_cap, c.held, c.sign)
     order_cap = cfg.max_order_share * eq
-    if flt.max_order_notional < order_cap:
-        order_cap = flt.max_order_notional
+    if flt.max_notional < order_cap:
+        order_cap = flt.max_notional
     q4 = (room if room < order_cap else order_cap) / e
     values = (c.held, instrument_cap, room, order_cap, flt.max_qty)
     return (q4 if q4 < flt.max_qty else flt.max_qty), _L4, values, None
 
 
-_L4R_KEYS = ("held", "mark", "max_order_notional", "max_qty", "reduces")
+_L4R_KEYS = ("held", "mark", "max_notional", "max_qty", "reduces")
 _L4R_NONE = _why("no {reduces} position to reduce (holds {held:,.2f})", *_L4R_KEYS)
 _L4R = _why("reduce-only: at most the position {position_qty:.6g} and the venue's per-order "
             "limits", *_L4R_KEYS, "position_qty")
@@ -139,12 +132,12 @@ def _l4_reduce_only(c: _Ctx, size: float) -> _Out:
     """Exits: capped at the position (no flip) and the venue's limits, not the equity shares."""
     flt, e = c.flt, c.pr.entry
     mark = c.mkt.mark(c.pr.instrument)
-    values = (c.held, mark, flt.max_order_notional, flt.max_qty,
+    values = (c.held, mark, flt.max_notional, flt.max_qty,
               "short" if c.sign > 0 else "long")
     if not c.sign * c.held < 0:
-        return 0.0, _L4R_NONE, values, DenialCode.REDUCE_ONLY_NO_POSITION
+        return 0.0, _L4R_NONE, values, DenialCode.REDUCE_ONLY_WOULD_INCREASE_POSITION
     position_qty = abs(c.held) / mark * (1.0 + _FLIP_TOLERANCE)
-    cap = min(position_qty, flt.max_order_notional / e, flt.max_qty)
+    cap = min(position_qty, flt.max_notional / e, flt.max_qty)
     return cap, _L4R, (*values, position_qty), None
 
 
@@ -278,9 +271,9 @@ def _l6_drawdown(c: _Ctx, size: float) -> _Out:
         return m6, _L6, values, None
     code, until = lock
     if code is DenialCode.STOPLOSS_GUARD:
-        return 0.0, _L6_GUARD, (*values, _iso(until), cfg.sl_guard_trades,
+        return 0.0, _L6_GUARD, (*values, iso(until), cfg.sl_guard_trades,
                                 cfg.sl_guard_lookback_candles), code
-    return 0.0, _L6_COOLDOWN, (*values, _iso(until), c.pr.instrument), code
+    return 0.0, _L6_COOLDOWN, (*values, iso(until), c.pr.instrument), code
 
 
 _L7_KEYS = (*SIGNALS, "S", "fired", "m7")
@@ -315,13 +308,13 @@ _L4F_ZERO = _why("nothing left after the clamps (floored to 0)", *_L4F_KEYS)
 
 def _l4f_floor(c: _Ctx, size: float) -> _Out:
     flt = c.flt
-    q = _floor_units(size, flt.step, flt.step_units, flt.scale)
+    q = floor_on_grid(size, flt.step_decimal, flt.grid)
     notional = q * c.pr.entry
     values = (flt.step, q, notional, flt.min_notional, flt.min_qty)
     if notional < flt.min_notional:
-        return 0.0, _L4F_NOTIONAL, values, DenialCode.BELOW_MIN_NOTIONAL
+        return 0.0, _L4F_NOTIONAL, values, DenialCode.NOTIONAL_BELOW_MIN
     if q < flt.min_qty:
-        return 0.0, _L4F_QTY, values, DenialCode.BELOW_MIN_QTY
+        return 0.0, _L4F_QTY, values, DenialCode.QTY_BELOW_MIN
     if q == 0.0:
         return 0.0, _L4F_ZERO, values, DenialCode.ZERO_SIZE
     return q, _L4F, values, None
@@ -362,10 +355,7 @@ def _l8_sanity(c: _Ctx, size: float) -> _Out:
     cfg, t, st = c.cfg, c.t, c.st
     mark = c.mkt.mark(c.pr.instrument)
     deviation = abs(c.pr.entry - mark) / mark
-    if st._submits:
-        per_second, per_minute = st.submits_within(t, 1.0), st.submits_within(t, 60.0)
-    else:
-        per_second = per_minute = 0
+    per_second, per_minute = st.submit_counts(t)
     values = (mark, deviation, cfg.price_band, per_second, cfg.max_submits_per_second,
               per_minute, cfg.max_submits_per_minute)
     gate = _l8_gate(c)
@@ -405,15 +395,19 @@ _REDUCE_PLAN: tuple[_Layer, ...] = tuple(
 
 
 def evaluate(proposal: TradeProposal, account: AccountState, market: MarketState,
-             filters: InstrumentFilters, state: RiskState,
-             now: float | datetime) -> RiskDecision:
+             instrument: Instrument, state: RiskState,
+             now: int | datetime) -> RiskDecision:
     """Run the eight layers on one proposal; never mutates ``state``.
 
-    Size starts at the requested quantity (unbounded for entries without one; reduce-only exits
-    are then capped at the whole position); each layer can only lower it; the first denial ends
-    the run with quantity 0. Call ``state.record_submit`` once the order is actually sent.
+    ``instrument`` gives the venue filters (the order layer's type, read through its float
+    view); ``now`` is int nanoseconds since the epoch or an aware datetime. Size starts at the
+    requested quantity (unbounded for entries without one; reduce-only exits are then capped at
+    the whole position); each layer can only lower it; the first denial ends the run with
+    quantity 0. Call ``state.record_submit`` once the order is actually sent.
     """
-    c = _Ctx(proposal, account, market, filters, state, _seconds(now))
+    if not isinstance(instrument, Instrument):
+        raise TypeError(f"instrument must be an Instrument, got {type(instrument).__name__}")
+    c = _Ctx(proposal, account, market, instrument.floats, state, to_ns(now))
     plan = _REDUCE_PLAN if proposal.reduce_only else _ENTRY_PLAN
     size = proposal.quantity if proposal.quantity is not None else INF
     rows: list[tuple] = []

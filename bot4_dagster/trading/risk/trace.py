@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from .config import INF, DenialCode
+from ..vocabulary import DenialCode
+from .config import INF
 from .inputs import TradeProposal
 
 # -------------------------------------------------------------------------------- the trace
