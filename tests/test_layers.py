@@ -99,3 +99,15 @@ def test_asset_modules_do_no_arithmetic_on_data(path):
 def test_the_arithmetic_finder_finds_arithmetic():
     found = _arithmetic(ast.parse("a = x['close'] / x['scale']\nb = s.shift(-1)\nc = f'{n:,}'\n"))
     assert len(found) == 2 and "shift" in found[1]
+
+
+def test_no_module_imports_itself_back_at_runtime():
+    """No import cycle at run time (imports under ``TYPE_CHECKING`` are for annotations only):
+    a cycle is what forces lazy re-exports and import-order bugs."""
+    import grimp
+
+    graph = grimp.build_graph("bot4_dagster", exclude_type_checking_imports=True)
+    cycles = sorted({tuple(sorted((m, i))) for m in graph.modules
+                     for i in graph.find_modules_directly_imported_by(m)
+                     if i.startswith("bot4_dagster") and graph.chain_exists(i, m)})
+    assert not cycles, cycles
