@@ -498,7 +498,8 @@ DENIALS = [
      lambda m: m.submit_order(OrderSpec("ETHUSDT", Side.BUY, "0.02", OrderType.LIMIT, price=200)),
      DenialCode.NOTIONAL_BELOW_MIN),
     ("notional above the per-order maximum", None,
-     lambda m: m.submit_order(OrderSpec(S, Side.BUY, "101")), DenialCode.NOTIONAL_EXCEEDS_MAX_PER_ORDER),
+     lambda m: m.submit_order(OrderSpec(S, Side.BUY, "101")),
+     DenialCode.NOTIONAL_EXCEEDS_MAX_PER_ORDER),
     ("bracket prices out of order", None,
      lambda m: bracket(m, take_profit=9800, stop_loss=9500), DenialCode.BRACKET_PRICE_ORDER),
     ("exit closer than two ticks", None,
@@ -898,7 +899,8 @@ class OrderMachine(RuleBasedStateMachine):
     @rule(a=st.integers(3, 300), b=st.integers(3, 300), side=st.sampled_from([Side.BUY, Side.SELL]))
     def submit_multi(self, a, b, side):
         self._submit(lambda: self.m.submit_list([
-            OrderSpec("ETHUSDT", side, a * ETH.step), OrderSpec("SOLUSDT", side.opposite, b * SOL.step)]))
+            OrderSpec("ETHUSDT", side, a * ETH.step),
+            OrderSpec("SOLUSDT", side.opposite, b * SOL.step)]))
 
     @rule(data=st.data())
     def user_cancel(self, data):
@@ -978,7 +980,8 @@ class OrderMachine(RuleBasedStateMachine):
         pos = self.venue.positions
         pos[vo.req.instrument] = pos.get(vo.req.instrument, D(0)) + qty * vo.req.side.sign
         price = vo.price or vo.trigger or REF[vo.req.instrument]
-        self.m.apply(OrderFilled(oid, qty, price, trade_id=f"t{len(self.venue.orders)}-{vo.filled}"))
+        self.m.apply(OrderFilled(oid, qty, price,
+                                 trade_id=f"t{len(self.venue.orders)}-{vo.filled}"))
 
     @rule(data=st.data())
     def cancel_ack(self, data):

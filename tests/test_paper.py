@@ -230,7 +230,7 @@ def test_bar_rules_market_open_stop_gap_limit_through_and_worst_case_same_bar():
     assert fills(bar(x, 4, 9300, 9400, 9200, 9350)) == [("gap", D(1), D(9300), "TAKER")]
 
 
-# --- the manager on the exchange: races inside one print --------------------------------------------
+# --- the manager on the exchange: races inside one print ------------------------------------------
 
 class TapeClock:
     def __init__(self) -> None:

@@ -42,7 +42,7 @@ class Intent(enum.Enum):
 class VenueError(RuntimeError):
     """Some requests could not be sent; state is committed, ``resend()`` retries them."""
 
-    def __init__(self, failures: list[tuple[object, BaseException]]) -> None:
+    def __init__(self, failures: list[tuple[str, BaseException]]) -> None:
         self.failures = failures
         super().__init__(f"{len(failures)} venue request(s) failed: {failures[0][1]!r}")
 
@@ -56,6 +56,10 @@ class _Txn:
         self.positions: set[str] = set()
         self.fills: list[FillRow] = []
         self.outbox: dict[str, Intent] = {}
+
+
+NO_TXN = _Txn.__new__(_Txn)
+"""Outside a transaction: its slots are unset, so any change made without ``begin()`` fails."""
 
 
 class Book:
@@ -75,7 +79,7 @@ class Book:
         self.guards: dict[str, dict[str, Order]] = {}  # non-terminal reduce-only, not brackets
         self.brackets: dict[str, dict[str, OrderList]] = {}  # FIFO: live or still exposed
         self.exposure: dict[str, Decimal] = {}  # instrument -> open qty of its indexed brackets
-        self.txn: _Txn | None = None
+        self.txn = NO_TXN
         self.now = 0
 
     # --- loading ---------------------------------------------------------------------------------
@@ -136,7 +140,7 @@ class Book:
         for oid, intent in txn.outbox.items():
             if intent is not Intent.CANCEL:
                 self._widen_venue_terms(self.orders[oid])
-        self.txn = None
+        self.txn = NO_TXN
         if txn.orders or txn.lists or txn.positions or txn.fills:
             self.store.commit([o.row() for o in txn.orders.values()],
                               [x.row() for x in txn.lists.values()],
@@ -156,7 +160,7 @@ class Book:
 
     def rollback(self) -> None:
         """Forget the in-memory changes: the store still has the last committed state."""
-        self.txn = None
+        self.txn = NO_TXN
         self.load(self.store.load())
 
     def dirty_lists(self) -> list[OrderList]:
@@ -260,7 +264,9 @@ class Book:
 
     def flush(self, outbox: dict[str, Intent]) -> set[str]:
         """Send the committed intents; every one is attempted even if some fail."""
-        venue, now, sent, failures = self.venue, self.now, set(), []
+        venue, now = self.venue, self.now
+        sent: set[str] = set()
+        failures: list[tuple[str, BaseException]] = []
         for oid, intent in outbox.items():
             o = self.orders[oid]
             try:
@@ -273,7 +279,7 @@ class Book:
                 else:
                     continue
                 sent.add(oid)
-            except Exception as exc:  # noqa: BLE001 (reported together below)
+            except Exception as exc:  # any venue failure: all are reported together below
                 failures.append((oid, exc))
         if failures:
             raise VenueError(failures)

@@ -48,26 +48,26 @@ D = DenialCode
 def exact(value: object) -> Decimal | None:
     """The exact ``Decimal`` of a finite number (Decimal, int, float, numeric str), else None."""
     cls = value.__class__
+    d: Decimal
     try:
         if cls is Decimal:
-            d = value
+            d = value  # type: ignore[assignment]  # the class test is the fast isinstance
         elif cls is int:
-            d = Decimal(value)
+            d = Decimal(value)  # type: ignore[arg-type]
         elif cls is float:
             d = Decimal(repr(value))
         elif cls is str:
             if len(value) > _MAX_TEXT:  # type: ignore[arg-type]
                 return None
-            d = Decimal(value)
+            d = Decimal(value)  # type: ignore[arg-type]
         elif isinstance(value, bool):
             return None
         elif isinstance(value, Decimal | int | float | str):  # subclasses, e.g. numpy.float64
             return exact(_plain(value))
         else:
-            d = Decimal(operator.index(value))  # type: ignore[call-overload]
+            d = Decimal(operator.index(value))  # type: ignore[arg-type]  # numpy integers
     except (InvalidOperation, ValueError, TypeError, OverflowError):
         return None
-    assert isinstance(d, Decimal)
     return d if d.is_finite() else None
 
 
@@ -81,7 +81,7 @@ def _base(value: object) -> type:
 def _plain(value: object) -> Decimal | int | float | str:
     """A subclass instance as its plain base type (``numpy.float64`` -> ``float``)."""
     base = _base(value)
-    return base(value)  # type: ignore[no-any-return]
+    return base(value)
 
 
 def describe(value: object) -> str:
@@ -160,7 +160,7 @@ def position(value: object, inst: Instrument, name: str = "position") -> Decimal
 def choice(cls: type[_E], value: object, name: str, oid: str | None = None) -> _E:
     """An enum member from itself or its value; anything else is an INVALID_ORDER denial."""
     if value.__class__ is cls:
-        return value  # type: ignore[return-value]
+        return value
     try:
         return cls(value)
     except (ValueError, TypeError):

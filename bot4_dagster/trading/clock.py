@@ -19,10 +19,10 @@ _MAX = 2**63  # int64 nanoseconds reach the year 2262
 
 def to_ns(now: int | datetime) -> int:
     """Nanoseconds of an aware datetime (exact) or of an int already in nanoseconds."""
-    if now.__class__ is int:
-        if not 0 <= now < _MAX:  # type: ignore[operator]
-            raise ValueError(f"time must be int nanoseconds in [0, 2**63), got {now}")
-        return now  # type: ignore[return-value]
+    if isinstance(now, int):  # bool is refused below
+        if now.__class__ is not int or not 0 <= now < _MAX:
+            raise ValueError(f"time must be int nanoseconds in [0, 2**63), got {now!r}")
+        return now
     if isinstance(now, datetime):
         if now.tzinfo is None:
             raise ValueError(f"naive datetime {now}: pass an aware (UTC) datetime or int "

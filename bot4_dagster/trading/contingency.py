@@ -144,7 +144,7 @@ def _retry(book: Book, lst: OrderList, x: Order, qty: Decimal) -> None:
               contingency=x.contingency, role=x.role, venue=x.venue, retry_of=x.id,
               ts_init=book.now)
     book.add_order(r)
-    for oid in (*x.linked_ids, x.parent_id):
+    for oid in x.linked_ids if x.parent_id is None else (*x.linked_ids, x.parent_id):
         other = book.orders[oid]
         book.touch(other)
         other.linked_ids = tuple(r.id if i == x.id else i for i in other.linked_ids)
@@ -371,7 +371,7 @@ def after_modify(book: Book, lst: OrderList, o: Order, qty_changed: bool) -> Non
         reconcile(book, o.instrument)
 
 
-# --- list status -----------------------------------------------------------------------------------
+# --- list status ---------------------------------------------------------------------------------
 
 def mark_working(book: Book, lst: OrderList) -> None:
     if lst.status is ListStatus.PENDING:

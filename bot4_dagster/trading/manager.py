@@ -308,10 +308,9 @@ class OrderManager:
         """``parent`` releases ``children`` when it triggers; children grow with its fills."""
         lid = self._new_list_id()
         pid = f"{lid}.P" if parent.id is None else parent.id
-        kids = [replace(c, id=f"{lid}.C{k}" if c.id is None else c.id, parent=pid)
-                for k, c in enumerate(children, 1)]
-        head = replace(parent, id=pid, contingency=ContingencyType.OTO,
-                       linked=tuple(c.id for c in kids))
+        kid_ids = [f"{lid}.C{k}" if c.id is None else c.id for k, c in enumerate(children, 1)]
+        kids = [replace(c, id=i, parent=pid) for c, i in zip(children, kid_ids, strict=True)]
+        head = replace(parent, id=pid, contingency=ContingencyType.OTO, linked=tuple(kid_ids))
         return self._submit(lid, [head, *kids], None, oto_trigger, None, None)
 
     def _submit(self, lid: str, specs: Sequence[OrderSpec], new_id: Callable[[], str] | None,
@@ -487,8 +486,9 @@ class OrderManager:
                 leaves: Decimal | float | str | None = None) -> None:
         """A partial or full fill (the status follows from the cumulative quantity, or from the
         venue's ``leaves`` when it reports them)."""
-        self.apply(OrderFilled(order_id, qty, price, ts, trade_id, fee, liquidity,
-                               leaves))  # type: ignore[arg-type]  # converted by event_checks
+        # the values are converted (and checked) by event_checks.screen
+        self.apply(OrderFilled(order_id, qty, price, ts, trade_id, fee,  # type: ignore[arg-type]
+                               liquidity, leaves))  # type: ignore[arg-type]
 
     def on_canceled(self, order_id: str, ts: int | None = None) -> None:
         self.apply(OrderCanceled(order_id, ts))
@@ -642,7 +642,6 @@ class OrderManager:
         return lst
 
     def _list_of(self, o: Order) -> OrderList:
-        assert o.list_id is not None  # every order the book holds belongs to a list
         return self._book.lists[o.list_id]
 
     def _instrument(self, instrument: str) -> Instrument:

@@ -163,7 +163,7 @@ class Order:
     avg_price: Decimal | None = None
     parent_id: str | None = None
     linked_ids: tuple[str, ...] = ()
-    list_id: str | None = None
+    list_id: str = ""  # every order the book holds belongs to a list; set when it joins one
     contingency: ContingencyType = ContingencyType.NONE
     role: Role = Role.LEG
     venue: str = "PAPER"

@@ -136,6 +136,18 @@ class _Working:
         return self.req.side
 
     @property
+    def limit(self) -> Decimal:
+        """The limit of a LIMIT or STOP_LIMIT order (the venue requires one)."""
+        assert self.price is not None, self.req
+        return self.price
+
+    @property
+    def stop(self) -> Decimal:
+        """The trigger of a stop order (the venue requires one)."""
+        assert self.trigger is not None, self.req
+        return self.trigger
+
+    @property
     def takes(self) -> bool:
         t = self.req.type
         return t is OrderType.MARKET or (t is OrderType.STOP_MARKET and self.triggered)
@@ -157,7 +169,7 @@ class _Market:
 
 
 class PaperExchange:
-    """Implements ``Venue``; feed it ``on_trade``/``on_bar`` and hand ``events()`` to the manager."""
+    """Implements ``Venue``; feed it ``on_trade``/``on_bar``, hand ``events()`` to the manager."""
 
     def __init__(self, instruments: Mapping[str, Instrument] | Sequence[Instrument], *,
                  fees: FeeModel | None = None, slippage: SlippageModel | None = None,
@@ -228,7 +240,7 @@ class PaperExchange:
         for w in [w for w in live if w.rests]:
             if _through(w, trade.price):
                 maker = w.req.type is OrderType.LIMIT
-                available = self._fill(m, w, w.price, available, maker, trade)
+                available = self._fill(m, w, w.limit, available, maker, trade)
 
     def on_bar(self, instrument: str, bar: Bar) -> None:
         m = self._advance(instrument, bar.ts)
@@ -248,11 +260,11 @@ class PaperExchange:
             if w.req.type is OrderType.STOP_MARKET:
                 self._fill(m, w, self.slippage.price(point, w.side, tick), full, False, bar, point)
             elif _through(w, point):
-                self._fill(m, w, w.price, full, False, bar, point)
+                self._fill(m, w, w.limit, full, False, bar, point)
         for w in [w for w in live if w.rests and w.req.order_id not in stopped]:
             extreme = bar.low if w.side is Side.BUY else bar.high
             if _through(w, extreme):
-                self._fill(m, w, w.price, full, w.req.type is OrderType.LIMIT, bar, extreme)
+                self._fill(m, w, w.limit, full, w.req.type is OrderType.LIMIT, bar, extreme)
 
     def events(self) -> list[Event]:
         """Drain the events produced since the last call, in order."""
@@ -271,7 +283,10 @@ class PaperExchange:
     def equity(self, instrument: str, mark: Decimal | None = None) -> Decimal:
         """Cash + position marked at ``mark`` (default: the last print)."""
         m = self._markets[instrument]
-        return m.cash + m.position * (m.last if mark is None else mark)
+        price = m.last if mark is None else mark
+        if price is None:
+            raise ValueError(f"no print for {instrument} yet: pass the mark to value it at")
+        return m.cash + m.position * price
 
     def working(self, instrument: str) -> list[str]:
         return list(self._markets[instrument].orders)
@@ -307,12 +322,13 @@ class PaperExchange:
         m.position += qty * w.side.sign
         m.cash -= qty * price * w.side.sign + fee
         self.fees_paid += fee
-        is_trade = isinstance(source, Trade)
-        trade_id = (source.trade_id or f"p{m.seq}") if is_trade else f"bar{m.seq}"
+        if isinstance(source, Trade):
+            trade_id = source.trade_id or f"p{m.seq}"
+            seen, aggressor = source.price, source.aggressor
+        else:
+            trade_id, seen, aggressor = f"bar{m.seq}", print_price or source.open, None
         self.fills.append(Fill(w.req.order_id, w.req.instrument, w.side, w.req.type, qty, price,
-                               fee, maker, source.ts, trade_id, m.seq,
-                               source.price if is_trade else print_price or source.open,
-                               source.aggressor if is_trade else None))
+                               fee, maker, source.ts, trade_id, m.seq, seen, aggressor))
         self._events.append(OrderFilled(w.req.order_id, qty, price, source.ts, trade_id, fee,
                                         "MAKER" if maker else "TAKER", w.leaves))
         if w.leaves <= 0:
@@ -321,23 +337,24 @@ class PaperExchange:
 
 
 def _reaches(w: _Working, price: Decimal) -> bool:
-    return price <= w.trigger if w.side is Side.SELL else price >= w.trigger
+    return price <= w.stop if w.side is Side.SELL else price >= w.stop
 
 
 def _through(w: _Working, price: Decimal) -> bool:
     """A print strictly through the limit: below a buy limit, above a sell limit."""
-    return price < w.price if w.side is Side.BUY else price > w.price
+    return price < w.limit if w.side is Side.BUY else price > w.limit
 
 
 def _bar_trigger(w: _Working, bar: Bar) -> Decimal | None:
     """Where a stop triggers inside a bar: the open if the bar gaps through it, else the trigger."""
+    stop = w.stop
     if w.side is Side.SELL:
-        if bar.open <= w.trigger:
+        if bar.open <= stop:
             return bar.open
-        return w.trigger if bar.low <= w.trigger else None
-    if bar.open >= w.trigger:
+        return stop if bar.low <= stop else None
+    if bar.open >= stop:
         return bar.open
-    return w.trigger if bar.high >= w.trigger else None
+    return stop if bar.high >= stop else None
 
 
 def pump(exchange: PaperExchange, manager) -> int:
@@ -363,4 +380,4 @@ def trades_from_frame(frame) -> list[Trade]:
                   require_number(str(a), "amount"),
                   Side.BUY if s == "buy" else Side.SELL, str(i))
             for ts, p, a, s, i in zip(frame["timestamp"], frame["price"], frame["amount"],
-                                      frame["side"], frame["id"])]
+                                      frame["side"], frame["id"], strict=True)]

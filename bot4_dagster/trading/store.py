@@ -145,11 +145,13 @@ LIST_COLUMNS = _columns(OrderList, _LIST_TYPES)
 
 
 def _encode(columns, row: tuple) -> tuple:
-    return tuple(codec[0](v) if v is not None else None for (_, _, codec), v in zip(columns, row))
+    return tuple(codec[0](v) if v is not None else None for (_, _, codec), v in
+                 zip(columns, row, strict=True))
 
 
 def _decode(columns, row: Iterable) -> tuple:
-    return tuple(codec[1](v) if v is not None else None for (_, _, codec), v in zip(columns, row))
+    return tuple(codec[1](v) if v is not None else None for (_, _, codec), v in
+                 zip(columns, row, strict=True))
 
 
 def _ddl(table: str, columns) -> str:

@@ -79,7 +79,7 @@ def plan_list(specs: Sequence[OrderSpec], ctx: Context, new_id: Callable[[], str
             kind, specs, ids = _shape(specs, ids)
         else:
             kind = built
-        orders = [_leg(s, i, ctx, now) for s, i in zip(specs, ids)]
+        orders = [_leg(s, i, ctx, now) for s, i in zip(specs, ids, strict=True)]
         ref = None if ref_override is None else b.reference(
             ref_override, ctx.instruments[orders[0].instrument], name="ref_price")
         _list_rules(kind, orders, ctx, ref)
@@ -111,8 +111,8 @@ def _shape(specs: Sequence[OrderSpec], ids: list[str]):
         s = specs[0]
         if s.parent is None and not s.linked and s.contingency is ContingencyType.NONE:
             return ListKind.SINGLE, specs, ids
-    by_id = dict(zip(ids, specs))
-    for i, s in zip(ids, specs):
+    by_id = dict(zip(ids, specs, strict=True))
+    for i, s in zip(ids, specs, strict=True):
         if s.parent is not None and s.parent not in by_id:
             raise deny(D.INVALID_ORDER, f"parent {s.parent} is not in this list", i)
         if any(link not in by_id for link in s.linked):
@@ -120,7 +120,7 @@ def _shape(specs: Sequence[OrderSpec], ids: list[str]):
         if s.linked and s.contingency is ContingencyType.NONE:
             raise deny(D.INVALID_ORDER, "linked orders need a contingency type", i)
     _no_cycles(by_id)
-    for i, s in zip(ids, specs):
+    for i, s in zip(ids, specs, strict=True):
         if s.contingency in LINKED:
             for link in s.linked:
                 other = by_id[link]
@@ -272,7 +272,8 @@ def min_distance(ctx: Context, instrument: str) -> Decimal:
     """max(k_tick·tick, k_spread·spread), defaults 2 ticks and 1 spread (T4: OCO legs that are
     very close together are not what OCO is for)."""
     inst = ctx.instruments[instrument]
-    return max(ctx.min_distance_ticks * inst.tick, ctx.min_distance_spreads * ctx.spread(instrument))
+    return max(ctx.min_distance_ticks * inst.tick,
+               ctx.min_distance_spreads * ctx.spread(instrument))
 
 
 def _oco_rules(orders: list[Order], ctx: Context, ref_override: Decimal | None) -> None:
@@ -288,9 +289,10 @@ def _oco_rules(orders: list[Order], ctx: Context, ref_override: Decimal | None) 
                      tp.id)
 
 
-def check_oco_prices(side: Side, tp: Decimal, sl: Decimal, ref: Decimal, distance: Decimal,
-                     oid: str) -> None:
+def check_oco_prices(side: Side, tp: Decimal | None, sl: Decimal | None, ref: Decimal,
+                     distance: Decimal, oid: str) -> None:
     """Binance: SELL tp > last > stop; BUY tp < last < stop; both at least ``distance`` away."""
+    assert tp is not None and sl is not None  # a LIMIT has its price, a stop its trigger
     ordered = tp > ref > sl if side is Side.SELL else tp < ref < sl
     if not ordered:
         raise deny(D.OCO_PRICE_ORDER, f"{side} OCO needs take-profit {tp} and stop {sl} on "
@@ -329,9 +331,10 @@ def entry_reference(entry: Order, ctx: Context, override: Decimal | None) -> Dec
     return _reference(ctx, entry.instrument, override)
 
 
-def check_bracket_prices(side: Side, e: Decimal, tp: Decimal, sl: Decimal, distance: Decimal,
-                         oid: str) -> None:
+def check_bracket_prices(side: Side, e: Decimal, tp: Decimal | None, sl: Decimal | None,
+                         distance: Decimal, oid: str) -> None:
     """BUY: stop < E < take-profit; SELL mirrors; both exits at least ``distance`` from E."""
+    assert tp is not None and sl is not None  # a LIMIT has its price, a stop its trigger
     ordered = sl < e < tp if side is Side.BUY else tp < e < sl
     if not ordered:
         raise deny(D.BRACKET_PRICE_ORDER, f"{side} bracket needs stop {sl} and take-profit {tp} "
