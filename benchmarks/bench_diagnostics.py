@@ -30,5 +30,6 @@ def run(report: Report) -> None:
         lambda: het_arch(r, nlags=5, result_object=True),
         reference_name="statsmodels het_arch(nlags=5)", group=GROUP, items=n,
         unit=f"{n:,} returns",
-        notes="LM and p-value (Householder QR kernel); statsmodels fits OLS via pinv and also gives F",
+        notes="LM and p-value (Householder QR kernel); statsmodels fits OLS via pinv and also "
+              "gives F",
     )

@@ -33,7 +33,8 @@ def _hundred_thousand_bars(folder: Path) -> Path:
     """100k 1-minute bars: the FTX month repeated, shifted forward so time keeps increasing."""
     raw = pd.read_csv(FTX_BARS, parse_dates=["timestamp"])
     span = raw["timestamp"].iloc[-1] - raw["timestamp"].iloc[0] + pd.Timedelta(minutes=1)
-    copies = [raw.assign(timestamp=raw["timestamp"] + i * span) for i in range(-(-ROWS // len(raw)))]
+    copies = [raw.assign(timestamp=raw["timestamp"] + i * span)
+              for i in range(-(-ROWS // len(raw)))]
     path = folder / "bars_100k.csv"
     pd.concat(copies).head(ROWS).to_csv(path, index=False)
     return path

@@ -23,7 +23,8 @@ REFERENCE_TAIL = 1_600  # bars the pandas reference recomputes per online update
 
 def _ftx_bars() -> pd.DataFrame:
     raw = pd.read_csv(FTX_BARS, float_precision="round_trip")
-    return raw.rename(columns={"timestamp": "ts"}).assign(ts=lambda f: pd.to_datetime(f["ts"], utc=True))
+    return raw.rename(columns={"timestamp": "ts"}).assign(
+        ts=lambda f: pd.to_datetime(f["ts"], utc=True))
 
 
 def _tape() -> tuple[dict[str, np.ndarray], pd.DataFrame]:

@@ -20,7 +20,8 @@ def _bench_welch(report: Report) -> None:
     r = sp500_returns()
     a, b = r[: len(r) // 2], r[len(r) // 2:]
     ours, ref = welch_ttest(a, b), ttest_ind(a, b, equal_var=False)
-    gap = max(abs(x - float(y)) for x, y in zip(ours, (ref.statistic, ref.df, ref.pvalue)))
+    gap = max(abs(x - float(y))
+              for x, y in zip(ours, (ref.statistic, ref.df, ref.pvalue), strict=True))
     report.compare(
         "welch_ttest", lambda: welch_ttest(a, b), lambda: ttest_ind(a, b, equal_var=False),
         reference_name="scipy ttest_ind(equal_var=False)", group=GROUP, items=len(r),
@@ -37,7 +38,8 @@ def _bench_pbo(report: Report) -> None:
     gap = float(np.max(np.abs(ours.logits - ref_logits)))
     report.compare(
         "pbo_cscv", lambda: probability_of_backtest_overfitting(x, N_BLOCKS),
-        lambda: pbo_literal(x, N_BLOCKS), reference_name="literal CSCV (Sharpe from rows per split)",
+        lambda: pbo_literal(x, N_BLOCKS),
+        reference_name="literal CSCV (Sharpe from rows per split)",
         group=GROUP, items=ours.n_combinations,
         unit=f"{N_STRATEGIES} strategies x {ours.n_combinations:,} splits", goal="p50 <= 100 ms",
         warmup=1, repeat=5,

@@ -207,7 +207,8 @@ def _repository(context):
 
 def summary(outcomes, invocation: str, log: Path | None) -> str:
     steps = [s for o in outcomes for s in o.steps.values()]
-    count = {status: sum(s.status == status for s in steps) for status in ("ok", "FAILED", "skipped")}
+    count = {status: sum(s.status == status for s in steps)
+             for status in ("ok", "FAILED", "skipped")}
     passed = sum(s.checks_passed for s in steps)
     failed_checks = sum(s.checks_failed for s in steps)
     ok = sum(o.status == "succeeded" for o in outcomes)

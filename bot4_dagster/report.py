@@ -92,7 +92,7 @@ def plot_series(ts: pd.Series, panels: list[tuple[str, pd.Series]], title: str) 
     x = _times(ts)
     fig, axes = plt.subplots(len(panels), 1, figsize=(WIDTH, 1.7 * len(panels)), sharex=True,
                              squeeze=False)
-    for ax, (label, values) in zip(axes[:, 0], panels):
+    for ax, (label, values) in zip(axes[:, 0], panels, strict=True):
         ax.plot(*envelope(x, np.asarray(values, dtype=np.float64)), linewidth=0.6)
         ax.set_ylabel(label, fontsize=8)
         ax.grid(alpha=0.3)
@@ -115,7 +115,8 @@ def microstructure_columns(frame: pd.DataFrame) -> tuple[str, ...]:
 def plot_microstructure(ts: pd.Series, frame: pd.DataFrame, symbol: str) -> bytes:
     """VPIN and Kyle's lambda over time, as ``microstructure_columns`` chooses them."""
     panels = [(f"{label}\n({name})", frame[name])
-              for name, (_, _, label) in zip(microstructure_columns(frame), MICROSTRUCTURE_PANELS)]
+              for name, (_, _, label) in zip(microstructure_columns(frame), MICROSTRUCTURE_PANELS,
+                                             strict=True)]
     return plot_series(ts, panels, f"{symbol}: VPIN and Kyle lambda")
 
 
@@ -152,7 +153,8 @@ def plot_volatility(ts: pd.Series, returns: pd.Series, sigma: pd.Series, regimes
     return _png(fig)
 
 
-ROLE_COLOURS = ("#ffffff", "#4393c3", "#f4a582", "#d6604d", "#8073ac")  # unused, train, test, purged, embargoed
+# unused, train, test, purged, embargoed
+ROLE_COLOURS = ("#ffffff", "#4393c3", "#f4a582", "#d6604d", "#8073ac")
 
 
 def plot_folds(schemes: list[tuple[str, np.ndarray]], title: str, width: int = 600) -> bytes:
@@ -166,7 +168,7 @@ def plot_folds(schemes: list[tuple[str, np.ndarray]], title: str, width: int = 6
     fig, axes = plt.subplots(len(schemes), 1, figsize=(WIDTH, 1.2 + 0.15 * sum(heights)),
                              gridspec_kw={"height_ratios": heights}, squeeze=False)
     cmap = ListedColormap(ROLE_COLOURS)
-    for ax, (name, matrix) in zip(axes[:, 0], schemes):
+    for ax, (name, matrix) in zip(axes[:, 0], schemes, strict=True):
         step = max(1, int(np.ceil(matrix.shape[1] / width)))
         ax.imshow(matrix[:, ::step] + 1, aspect="auto", cmap=cmap, vmin=0, vmax=4,
                   interpolation="nearest")
@@ -174,7 +176,8 @@ def plot_folds(schemes: list[tuple[str, np.ndarray]], title: str, width: int = 6
         ax.set_yticks([])
         ax.set_xticks([])
     labels = ("train", "test", "purged", "embargoed")
-    fig.legend(handles=[Patch(color=c, label=lab) for c, lab in zip(ROLE_COLOURS[1:], labels)],
+    fig.legend(handles=[Patch(color=c, label=lab)
+                        for c, lab in zip(ROLE_COLOURS[1:], labels, strict=True)],
                loc="lower center", ncol=4, fontsize=8)
     axes[0, 0].set_title(title, fontsize=10)
     fig.tight_layout(rect=(0, 0.06, 1, 1))

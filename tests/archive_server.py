@@ -61,7 +61,8 @@ class ArchiveServer:
         return f"http://{host}:{port}"
 
     def cut(self, path: str, after: int, times: int = 1) -> None:
-        """Drop the connection after ``after`` body bytes, for the next ``times`` GETs of ``path``."""
+        """Drop the connection after ``after`` body bytes, for the next ``times`` GETs of
+        ``path``."""
         with self._lock:
             self._cuts[_key(path)] = [after] * times
 

@@ -1,4 +1,5 @@
-"""Trade tapes with known microstructure parameters, and loaders for the real data in ../shared/data.
+"""Trade tapes with known microstructure parameters, and loaders for the real data in
+../shared/data.
 
 Each generator returns ``(bars, trades)``: trades (ts UTC, price, amount, side ±1) at a constant
 200 trades per minute with jittered times, so every minute has trades and the 1-minute bars built

@@ -34,12 +34,14 @@ def files_source(tmp_path) -> MarketDataResource:
 def test_symbol_sensor_adds_new_symbols_once(tmp_path):
     source = files_source(tmp_path)
     with dg.instance_for_test() as instance:
-        first = symbol_sensor(dg.build_sensor_context(instance=instance, resources={"market_data": source}))
+        first = symbol_sensor(dg.build_sensor_context(instance=instance,
+                                                      resources={"market_data": source}))
         assert isinstance(first, dg.SensorResult)
         request = first.dynamic_partitions_requests[0]
         assert sorted(request.partition_keys) == ["BTC-PERP", "BTCUSDT"]
         instance.add_dynamic_partitions(SYMBOLS.name, list(request.partition_keys))
-        second = symbol_sensor(dg.build_sensor_context(instance=instance, resources={"market_data": source}))
+        second = symbol_sensor(dg.build_sensor_context(instance=instance,
+                                                       resources={"market_data": source}))
         assert isinstance(second, dg.SkipReason)
 
 

@@ -31,10 +31,12 @@ def instance():
 
 
 def ingest(server, tmp_path, instance, table, window=None, **config):
-    """Ingest ``table`` for BTCUSDT: the window (start, end) or, by default, all the source holds."""
-    source = MarketDataResource(source="binance", symbols=["BTCUSDT"], base_url=server.url, **config)
+    """Ingest ``table`` for BTCUSDT: the window (start, end) or, by default, all the source
+    holds."""
+    source = MarketDataResource(source="binance", symbols=["BTCUSDT"], base_url=server.url,
+                                **config)
     defs = build_definitions(source, str(tmp_path / "w.duckdb"))
-    ops = {f"market__{table}": dict(zip(("start", "end"), window))} if window else None
+    ops = {f"market__{table}": dict(zip(("start", "end"), window, strict=True))} if window else None
     return materialize(defs, instance, "BTCUSDT", INGEST[table], ops=ops)
 
 

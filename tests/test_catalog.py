@@ -125,5 +125,5 @@ def test_feature_descriptions_carry_the_docs_numbers():
 
 
 def test_unknown_table():
-    with pytest.raises(KeyError, match="no catalog entry for 'ml.models'; known: market.bars"):
+    with pytest.raises(KeyError, match=r"no catalog entry for 'ml\.models'; known: market\.bars"):
         table_columns("ml.models")

@@ -62,7 +62,7 @@ def test_three_concurrent_runs_equal_the_same_three_in_sequence(tmp_path):
                                   env={**_env(together)}, stdout=subprocess.PIPE,
                                   stderr=subprocess.STDOUT, text=True) for f in folders]
     outputs = [p.communicate(timeout=1800)[0] for p in processes]
-    for process, output in zip(processes, outputs):
+    for process, output in zip(processes, outputs, strict=True):
         assert process.returncode == 0, output[-4000:]
 
     in_turn = tmp_path / "in_turn"

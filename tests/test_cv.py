@@ -191,7 +191,7 @@ def test_purged_kfold_properties(data, lab) -> None:
     folds = np.array_split(np.arange(n), n_splits)
     matrix = cv.role_matrix()
     assert matrix.shape == (n_splits, n)
-    for (train, test), fold, row in zip(splits, folds, matrix):
+    for (train, test), fold, row in zip(splits, folds, matrix, strict=True):
         np.testing.assert_array_equal(test, fold)
         check_split(start, end, train, test, np.arange(n), embargo, n)
         check_roles(t1, start, end, row, train, test, np.arange(n), embargo)
@@ -216,7 +216,7 @@ def test_purged_walk_forward_properties(data, lab) -> None:
     matrix = cv.role_matrix()
     folds = np.array_split(np.arange(first, n), n_splits)
     previous_test_end = first - 1
-    for (train, test), fold, row in zip(splits, folds, matrix):
+    for (train, test), fold, row in zip(splits, folds, matrix, strict=True):
         np.testing.assert_array_equal(test, fold)
         # test windows are contiguous, in order, and do not overlap
         assert test[0] == previous_test_end + 1
@@ -256,7 +256,7 @@ def test_cpcv_properties(data, lab) -> None:
     folds = np.array_split(np.arange(n), n_folds)
     matrix = cv.role_matrix()
     tested = np.zeros((len(splits), n_folds), dtype=bool)
-    for s, ((train, test), combo, row) in enumerate(zip(splits, combos, matrix)):
+    for s, ((train, test), combo, row) in enumerate(zip(splits, combos, matrix, strict=True)):
         np.testing.assert_array_equal(test, np.concatenate([folds[f] for f in combo]))
         tested[s] = [np.isin(fold, test).all() for fold in folds]
         check_split(start, end, train, test, np.arange(n), embargo, n)
@@ -361,7 +361,7 @@ def test_cpcv_equals_skfolio(n_folds, k, h, m, irregular) -> None:
     theirs = SkfolioCPCV(n_folds=n_folds, n_test_folds=k, purged_size=h, embargo_size=m)
     our_splits, their_splits = list(ours.split(X)), list(theirs.split(X))
     assert len(our_splits) == len(their_splits) == theirs.get_n_splits() == ours.get_n_splits()
-    for (train, test), (their_train, their_tests) in zip(our_splits, their_splits):
+    for (train, test), (their_train, their_tests) in zip(our_splits, their_splits, strict=True):
         np.testing.assert_array_equal(train, their_train)
         np.testing.assert_array_equal(test, np.concatenate(their_tests))
     # paths: ours (paths × folds) is skfolio's recombined_paths (folds × paths) transposed
@@ -457,7 +457,7 @@ def test_split_accepts_arrays_frames_and_lists(regression) -> None:
     cv = PurgedKFold(5, t1, embargo=2)
     reference = list(cv.split(X))
     for form in (X.to_numpy(), X.to_numpy().tolist(), X[0]):
-        for (a, b), (c, d) in zip(cv.split(form, y, groups=None), reference):
+        for (a, b), (c, d) in zip(cv.split(form, y, groups=None), reference, strict=True):
             np.testing.assert_array_equal(a, c)
             np.testing.assert_array_equal(b, d)
 
@@ -501,7 +501,7 @@ def test_bad_labels_are_rejected(make) -> None:
         _run(make(good.to_frame()), 30)
     with pytest.raises(ValueError, match="sorted"):
         _run(make(good.iloc[::-1]), 30)
-    swapped = t0[[1, 0] + list(range(2, 30))]
+    swapped = t0[[1, 0, *range(2, 30)]]
     shuffled = pd.Series(swapped + pd.Timedelta("1D"), index=swapped)
     with pytest.raises(ValueError, match="sorted"):
         _run(make(shuffled), 30)

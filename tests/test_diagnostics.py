@@ -206,9 +206,9 @@ def test_kernels_flag_degenerate_input_with_nan() -> None:
 def test_non_finite_input_raises(bad: float) -> None:
     x = DATASETS["normal"].copy()
     x[7] = bad
-    with pytest.raises(ValueError, match="non-finite.*index 7"):
+    with pytest.raises(ValueError, match=r"non-finite.*index 7"):
         ljung_box(x, 5)
-    with pytest.raises(ValueError, match="non-finite.*index 7"):
+    with pytest.raises(ValueError, match=r"non-finite.*index 7"):
         arch_lm(x, 5)
 
 

@@ -164,7 +164,8 @@ def test_progress_line() -> None:
         f"29x vs pandas pct_change(), goal >= 20x: met")
     missed = Benchmark(name="submit", group="orders", ours=Timing((10e-6, 30e-6)),
                        goal="p99 <= 20 µs")
-    assert progress_line(missed) == "orders/submit: p50 20 µs, p99 29.8 µs, goal p99 <= 20 µs: not met"
+    assert progress_line(missed) == ("orders/submit: p50 20 µs, p99 29.8 µs, goal p99 <= 20 µs: "
+                                     "not met")
     bare = Benchmark(name="alone", ours=Timing((2.5,)))
     assert progress_line(bare) == "alone: p50 2.5 s, p99 2.5 s"
 

@@ -286,7 +286,8 @@ ops = {f"market__{t}": {"config": {"start": start, "end": end}} for t in sys.arg
 with dg.DagsterInstance.get() as instance:
     with dg.execute_job(dg.reconstructable(here.ingest_job), instance=instance,
                         run_config={"ops": ops}, tags={"dagster/partition": sys.argv[4]},
-                        asset_selection=[dg.AssetKey(["market", t]) for t in sys.argv[1].split(",")],
+                        asset_selection=[dg.AssetKey(["market", t])
+                                         for t in sys.argv[1].split(",")],
                         raise_on_error=False) as result:
         sys.exit(0 if result.success else 1)
 """
@@ -304,9 +305,11 @@ def test_parallel_multiprocess_runs_share_the_warehouse(folder, tmp_path):
     symbol's bars: all succeed, nothing is lost."""
     warehouse = tmp_path / "w.duckdb"
     home = tmp_path / "dagster_home"
-    env = {**os.environ, "BOT4_SOURCE": "files", "BOT4_PATH": str(folder), "BOT4_SYMBOL": "BTC-PERP",
-           "BOT4_VOLUME_UNIT": "quote", "BOT4_WAREHOUSE": str(warehouse), "DAGSTER_HOME": str(home),
-           "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
+    env = {**os.environ, "BOT4_SOURCE": "files", "BOT4_PATH": str(folder),
+           "BOT4_SYMBOL": "BTC-PERP", "BOT4_VOLUME_UNIT": "quote", "BOT4_WAREHOUSE": str(warehouse),
+           "DAGSTER_HOME": str(home),
+           "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent),
+                                          os.environ.get("PYTHONPATH", "")])}
     home.mkdir()
     (home / "dagster.yaml").write_text(DAGSTER_YAML)
     with dg.DagsterInstance.from_config(str(home)) as instance:
@@ -319,7 +322,7 @@ def test_parallel_multiprocess_runs_share_the_warehouse(folder, tmp_path):
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
                  for args in launches]
     outputs = [p.communicate(timeout=900)[0] for p in processes]
-    for process, output in zip(processes, outputs):
+    for process, output in zip(processes, outputs, strict=True):
         assert process.returncode == 0, output[-3000:]
     counts = Warehouse(warehouse).row_counts()
     assert counts == {"market.bars": 45_031, "market.quotes": 9_999, "market.trades": 9_999}

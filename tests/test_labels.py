@@ -101,11 +101,12 @@ def afml_average_uniqueness(bars: pd.Index, t1: pd.Series) -> pd.Series:
     last = bars.get_indexer(t1.to_numpy())
     assert (first > 0).all() and (last >= first).all()
     concurrency = np.zeros(len(bars))
-    for a, b in zip(first, last):  # 4.1: count.loc[tIn:tOut] += 1
+    for a, b in zip(first, last, strict=True):  # 4.1: count.loc[tIn:tOut] += 1
         concurrency[a:b + 1] += 1
     concurrency = pd.Series(concurrency, index=bars)
     inverse = (1.0 / concurrency).to_numpy()  # inf where no label: never inside a span
-    weights = [inverse[a:b + 1].mean() for a, b in zip(first, last)]  # 4.2: (1 / c[tIn:tOut])
+    # 4.2: (1 / c[tIn:tOut])
+    weights = [inverse[a:b + 1].mean() for a, b in zip(first, last, strict=True)]
     return pd.Series(weights, index=t1.index)
 
 

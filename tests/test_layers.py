@@ -81,7 +81,8 @@ def _arithmetic(tree: ast.AST) -> list[str]:
             continue
         if isinstance(node, (ast.BinOp, ast.AugAssign)):
             left = node.left if isinstance(node, ast.BinOp) else node.target
-            text_format = isinstance(node.op, ast.Mod) and isinstance(left, (ast.Constant, ast.JoinedStr))
+            text_format = (isinstance(node.op, ast.Mod)
+                           and isinstance(left, (ast.Constant, ast.JoinedStr)))
             if not text_format:
                 found.append(f"line {node.lineno}: {ast.unparse(node)}")
         elif _negation(node) or _data_method(node):

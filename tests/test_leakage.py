@@ -32,7 +32,8 @@ def test_report_judgements():
     assert report.inflation == pytest.approx(0.22)
     assert report.permuted_auc_ok and report.permuted_sharpe_ok
     assert not LeakageReport(10_000, 12, 5, 100, 0.74, 0.52, 0.52, 0.004, 0.2, 0.01).permuted_auc_ok
-    assert list(report.table()["measure"])[:2] == ["shuffled K-fold AUC (leaks)", "purged K-fold AUC"]
+    assert list(report.table()["measure"])[:2] == ["shuffled K-fold AUC (leaks)",
+                                                   "purged K-fold AUC"]
 
 
 def test_minimum_events_come_from_the_sharpe_test():

@@ -126,7 +126,8 @@ def test_a_conflicting_close_names_file_row_and_rule_and_writes_nothing(tmp_path
     error = caught.value
     assert len(error.violations) == 1
     violation = error.first
-    assert (violation.file, violation.row, violation.rule) == (str(path), row, "conflicts_with_stored")
+    assert (violation.file, violation.row, violation.rule) == (str(path), row,
+                                                               "conflicts_with_stored")
     close = float(original[4])
     assert violation.detail.startswith(f"column close: stored {close!r}, incoming {close + 0.5!r}")
     assert f"ts={pd.Timestamp(original[0], tz=UTC).isoformat()}" in violation.detail
@@ -287,7 +288,8 @@ def test_a_trade_id_stored_with_another_price_conflicts(tmp_path, trades):
     with pytest.raises(DataError) as caught:
         warehouse.merge("trades", changed)
     violation = caught.value.first
-    assert (violation.row, violation.rule) == (changed["_source_row"].iat[10], "conflicts_with_stored")
+    assert (violation.row, violation.rule) == (changed["_source_row"].iat[10],
+                                               "conflicts_with_stored")
     assert violation.detail.startswith("column price:")
     assert f"trade_id={changed['trade_id'].iat[10]}" in violation.detail
 

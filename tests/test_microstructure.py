@@ -303,7 +303,7 @@ def test_kyle_lambda_recovered():
     assert per_window.median() == pytest.approx(2e-3, rel=RECOVERY_RTOL)
 
 
-# --------------------------------------------------------------------------- statsmodels, invariants
+# -------------------------------------------------------------------------- statsmodels, invariants
 
 def test_kyle_lambda_matches_statsmodels_ols(bars, trades):
     """T3 = statsmodels OLS without constant of Δp_t on b_t·v_t over each window's trades."""

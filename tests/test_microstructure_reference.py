@@ -180,7 +180,8 @@ def test_dv_rule_quote_volume_equals_close_times_base_volume(ftx, ftx_ref):
 
 
 def test_reference_is_causal(bars, trades, binance_ref):
-    """Recomputing on the first k bars (and their trades) reproduces the first k rows bit for bit."""
+    """Recomputing on the first k bars (and their trades) reproduces the first k rows bit for
+    bit."""
     for k in (30, 61, 100):
         close = bars["ts"].iloc[k - 1] + pd.Timedelta("1min")
         part = reference_features(bars.iloc[:k], trades[trades["ts"] < close], **SMALL_VPIN)

@@ -1,4 +1,5 @@
-"""``perf/manifest``: host facts, library versions and the latest benchmark report in the warehouse."""
+"""``perf/manifest``: host facts, library versions and the latest benchmark report in the
+warehouse."""
 
 from __future__ import annotations
 

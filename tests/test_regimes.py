@@ -186,7 +186,7 @@ def test_diagnose_equals_ljung_box_and_arch_lm(lags, arch_lags):
     assert list(table.columns) == ["test", "statistic", "p_value"]
     assert list(table["test"]) == [f"Ljung-Box({lags}) on z", f"Ljung-Box({lags}) on z²",
                                    f"ARCH-LM({arch_lags}) on z"]
-    for row, (stat, p) in zip(table.itertuples(), expected):
+    for row, (stat, p) in zip(table.itertuples(), expected, strict=True):
         assert row.statistic == stat and row.p_value == p
 
 

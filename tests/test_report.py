@@ -101,7 +101,7 @@ def test_envelope_keeps_a_single_spike_and_gaps():
     assert len(ty) <= 500 and 54_321 in tx and np.nanmax(ty) == 7.0
     assert np.isnan(ty).any()  # an all-NaN stretch stays a gap in the line
     short = np.arange(10.0)
-    for got, want in zip(envelope(short, short), (short, short)):
+    for got, want in zip(envelope(short, short), (short, short), strict=True):
         np.testing.assert_array_equal(got, want)
     with pytest.raises(ValueError, match="max_points must be at least 2"):
         envelope(short, short, max_points=1)

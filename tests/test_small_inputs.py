@@ -134,7 +134,7 @@ def test_features_minimum_is_the_longest_fixed_window(ftx, trade_bars, trades):
         feature_table(ftx.iloc[:need - 1], symbol="BTC-PERP", volume_unit="quote")
     assert str(below.value) == ("the microstructure feature table for BTC-PERP needs at least "
                                 "61 bars; it has 60 (the longest fixed window must fill once)")
-    with pytest.raises(InsufficientData, match="^no microstructure features for BTCUSDT: 0 bars"):
+    with pytest.raises(InsufficientData, match=r"^no microstructure features for BTCUSDT: 0 bars"):
         feature_table(trade_bars.iloc[:0], trades, symbol="BTCUSDT")
 
 
@@ -158,7 +158,7 @@ def test_garch_minimum(ftx, trade_bars):
         estimate_volatility(trade_bars["close"].iloc[:57], symbol="BTCUSDT")
     assert str(short.value) == ("GARCH for BTCUSDT needs at least 101 bars; it has 57 "
                                 "(GARCH(1,1) is fitted on at least 100 returns)")
-    with pytest.raises(InsufficientData, match="^no GARCH volatility for BTCUSDT: 0 bars"):
+    with pytest.raises(InsufficientData, match=r"^no GARCH volatility for BTCUSDT: 0 bars"):
         estimate_volatility(trade_bars["close"].iloc[:0], symbol="BTCUSDT")
 
 
@@ -186,12 +186,12 @@ def test_labels_minimum_is_the_horizon_plus_one(ftx, horizon):
 
 def test_no_labels_without_bars_or_volatility(ftx, trade_bars):
     volatility = estimate_volatility(ftx.set_index("ts")["close"].iloc[:300]).table("BTC-PERP")
-    with pytest.raises(InsufficientData, match="^no labels for BTCUSDT: 0 bars; triple-barrier "
-                                               "labelling needs at least 11"):
+    with pytest.raises(InsufficientData, match=r"^no labels for BTCUSDT: 0 bars; triple-barrier "
+                                               r"labelling needs at least 11"):
         label_table(trade_bars.iloc[:0], volatility, symbol="BTCUSDT", upper=2.0, lower=2.0,
                     horizon=10)
     # bars whose times the volatility does not cover: no bar has a sigma, no event
-    with pytest.raises(InsufficientData, match="^no labels for BTCUSDT: 0 events"):
+    with pytest.raises(InsufficientData, match=r"^no labels for BTCUSDT: 0 events"):
         label_table(trade_bars, volatility, symbol="BTCUSDT", upper=2.0, lower=2.0, horizon=10)
 
 
@@ -233,8 +233,8 @@ def test_folds_at_and_above_the_minimum_train_on_every_split(ftx_labels):
 
 
 def test_no_folds_without_labels(ftx_labels):
-    with pytest.raises(InsufficientData, match="^no folds for BTC-PERP: 0 labels; purged "
-                                               "walk-forward CV"):
+    with pytest.raises(InsufficientData, match=r"^no folds for BTC-PERP: 0 labels; purged "
+                                               r"walk-forward CV"):
         fold_splitters(ftx_labels.iloc[:0], symbol="BTC-PERP")
 
 
@@ -275,7 +275,7 @@ def test_leakage_proof_needs_both_classes(leakage_inputs):
 def test_leakage_proof_needs_features(leakage_inputs):
     features, labels = leakage_inputs
     empty = features.assign(**{c: np.nan for c in features.columns if c not in ("symbol", "ts")})
-    with pytest.raises(InsufficientData, match="^no leakage proof for BTC-PERP: 0 features"):
+    with pytest.raises(InsufficientData, match=r"^no leakage proof for BTC-PERP: 0 features"):
         leakage_proof_of_tables(empty, labels, symbol="BTC-PERP")
 
 

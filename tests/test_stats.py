@@ -142,7 +142,8 @@ def test_psr_reduces_to_normal_cdf_and_is_half_at_benchmark() -> None:
 
 
 def test_dsr_paper_example() -> None:
-    """Bailey & López de Prado (2014): T = 1250, N = 100, annual SR 2.5 and V 0.5, γ₃ = −3, γ₄ = 10."""
+    """Bailey & López de Prado (2014): T = 1250, N = 100, annual SR 2.5 and V 0.5, γ₃ = −3,
+    γ₄ = 10."""
     sr, variance = 2.5 / math.sqrt(PERIODS), 0.5 / PERIODS
     sr_star = expected_max_sharpe(variance, 100)
     assert sr_star * math.sqrt(PERIODS) == pytest.approx(1.7894, abs=5e-5)

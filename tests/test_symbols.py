@@ -82,9 +82,11 @@ def test_options_and_lists_are_checked_where_they_enter(tmp_path):
         FileSource(TRADES, symbol="BTC/PERP")
     with pytest.raises(InvalidSymbol, match=r"symbol option \(--symbol, BOT4_SYMBOL\)"):
         parse_file(TRADES, symbol="BTC PERP")
-    with pytest.raises(InvalidSymbol, match=r"bundled source's symbols \(--symbols, BOT4_SYMBOLS\)"):
+    with pytest.raises(InvalidSymbol,
+                       match=r"bundled source's symbols \(--symbols, BOT4_SYMBOLS\)"):
         BundledSource(["SP500|NASDAQ"])
-    with pytest.raises(InvalidSymbol, match=r"binance source's symbols \(--symbols, BOT4_SYMBOLS\)"):
+    with pytest.raises(InvalidSymbol,
+                       match=r"binance source's symbols \(--symbols, BOT4_SYMBOLS\)"):
         BinanceSource(["BTCUSDT", "ETH USDT"], "2024-01-01", cache_dir=tmp_path)
     with pytest.raises(ValueError, match="bundled data has no DOW"):
         BundledSource(["DOW"])

@@ -51,7 +51,8 @@ def test_volatility_asset_and_its_arch_check(tmp_path, instance, source, symbol,
         assert len(metadata[key].value.records) >= 3, key
     assert "Ljung-Box(10) on z²" in {r.data["test"] for r in metadata["diagnostics"].value.records}
     assert metadata["plot"].value.startswith("![volatility](data:image/png;base64,")
-    stored = Warehouse(tmp_path / "w.duckdb").read(Slice("ml.garch_volatility", {"symbol": [symbol]}))
+    stored = Warehouse(tmp_path / "w.duckdb").read(Slice("ml.garch_volatility",
+                                                         {"symbol": [symbol]}))
     bars = Warehouse(tmp_path / "w.duckdb").read(Slice("market.bars", {"symbol": [symbol]}))
     assert len(stored) == len(bars) and stored["sigma"].iloc[1:].notna().all()
     assert set(stored["regime"].dropna()) == {"low", "normal", "high", "crisis"}

@@ -38,7 +38,8 @@ def test_replace_swaps_exactly_the_slice(tmp_path, bars):
     assert len(stored) == 45_031
     inside = (stored.ts >= DAY[0]) & (stored.ts < DAY[1])
     assert (stored.close[inside].to_numpy() == one_day.close.to_numpy()).all()
-    assert (stored.close[~inside].to_numpy() == bars.close[~bars.index.isin(one_day.index)].to_numpy()).all()
+    outside = bars.close[~bars.index.isin(one_day.index)]
+    assert (stored.close[~inside].to_numpy() == outside.to_numpy()).all()
     assert list(stored.columns) == ["symbol", "ts", "open", "high", "low", "close", "volume",
                                     "buy_volume", "trade_count"]
 
@@ -50,7 +51,8 @@ def test_a_failed_write_rolls_back_and_keeps_the_previous_content(tmp_path, bars
     broken = bars.head(10).assign(open=None)  # violates NOT NULL after the DELETE has run
     with pytest.raises(Exception, match="NOT NULL"):
         warehouse.replace(everything, broken)
-    pd.testing.assert_frame_equal(warehouse.read(everything), bars.drop(columns=["_source_file", "_source_row"]))
+    pd.testing.assert_frame_equal(warehouse.read(everything),
+                                  bars.drop(columns=["_source_file", "_source_row"]))
 
 
 # Holders keep the lock until a line arrives on stdin, so no test depends on timing.
@@ -125,7 +127,7 @@ def test_the_waiter_proceeds_once_the_holder_lets_go(tmp_path, holder, warnings,
     def write():
         try:
             outcome["result"] = Warehouse(path, timeout_s=300).merge("bars", bars.head(100))
-        except Exception as exc:  # noqa: BLE001 - reported below, in the test's thread
+        except Exception as exc:  # reported below, in the test's thread
             outcome["error"] = exc
 
     writer = threading.Thread(target=write)

@@ -15,8 +15,8 @@ Readings of points the page leaves open (see also the module's tests):
   piece exactly fills a bucket the next one takes the V* of the bar whose flow comes next.
 - B7: a bar whose sigma is not yet defined (tau < W_sigma) has no buy fraction, so its flow is not
   bucketed, like the flow of a bar with tau < W_v.
-- Quote spreads: m(t) is the last quote strictly before t however old it is (no staleness limit), and
-  the quote windows are NaN until the trade window is full, like every other window feature.
+- Quote spreads: m(t) is the last quote strictly before t however old it is (no staleness limit),
+  and the quote windows are NaN until the trade window is full, like every other window feature.
 - Bars in 24 h for the default VPIN/BVC windows is ``24h // interval`` (floor), at least 20.
 """
 
@@ -373,7 +373,8 @@ def _bar_features(out, bar, dc, r, dv, w_bar, w_reg, n_buckets, wv, ws):
 
 
 def corwin_schultz(high: pd.Series, low: pd.Series, window: int) -> tuple[pd.Series, pd.Series]:
-    """B3 spread and B4 Becker–Parkinson volatility from β (window mean of hl_k + hl_{k−1}) and γ."""
+    """B3 spread and B4 Becker–Parkinson volatility from β (window mean of hl_k + hl_{k−1})
+    and γ."""
     hl = np.log(high / low) ** 2
     beta = (hl + hl.shift(1)).rolling(window).mean()
     gamma = np.log(np.maximum(high, high.shift(1)) / np.minimum(low, low.shift(1))) ** 2

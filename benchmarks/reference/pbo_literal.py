@@ -1,4 +1,5 @@
-"""A literal transcription of CSCV (Bailey, Borwein, López de Prado & Zhu 2017), reference/numerics.md §7.
+"""A literal transcription of CSCV (Bailey, Borwein, López de Prado & Zhu 2017),
+reference/numerics.md §7.
 
 Independent of :mod:`bot4_dagster.ml.stats`: for every split it concatenates the rows of the
 in-sample and out-of-sample blocks, computes each strategy's Sharpe ratio (mean / std, ddof = 1)

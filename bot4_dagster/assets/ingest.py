@@ -28,7 +28,8 @@ from .metadata import column_schema, files_table, outcome_metadata
 
 CHECKS = {
     "pandera": ("pandera_schema", "pandera DataFrameModel of the table (schemas.py)"),
-    "great_expectations": ("gx_suite", "Great Expectations 1.x suite of the table (expectations.py)"),
+    "great_expectations": ("gx_suite",
+                           "Great Expectations 1.x suite of the table (expectations.py)"),
 }
 DESCRIPTIONS = {
     "bars": "OHLCV bars per symbol (ts = bar open time, UTC), validated, merged by (symbol, ts). "

@@ -108,7 +108,8 @@ def cv_folds(context: dg.AssetExecutionContext, config: FoldConfig,
                 additional_ins={"labels": dg.AssetIn(LABELS)},
                 description="Reads the stored folds back and verifies: no training label overlaps "
                             "a test label, the embargo holds, roles are exclusive, and CPCV has "
-                            "C(N,k) splits, each sample tested C(N-1,k-1) times, paths that partition.")
+                            "C(N,k) splits, each sample tested C(N-1,k-1) times, paths that "
+                            "partition.")
 def no_leakage(cv_folds: pd.DataFrame, labels: pd.DataFrame) -> dg.AssetCheckResult:
     problems = stored_fold_violations(cv_folds, labels)
     return dg.AssetCheckResult(passed=not problems, metadata={

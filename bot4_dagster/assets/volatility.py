@@ -46,7 +46,8 @@ def garch_volatility(context: dg.AssetExecutionContext, bars: pd.DataFrame):
         value=estimate.table(symbol),
         metadata={
             "scale": dg.MetadataValue.float(estimate.scale),
-            "returns": "percent" if estimate.scale == 100 else f"decimal returns x {estimate.scale:g}",
+            "returns": ("percent" if estimate.scale == 100
+                        else f"decimal returns x {estimate.scale:g}"),
             "parameters": table(fit.summary()),
             "loglik": dg.MetadataValue.float(fit.loglik),
             "persistence": dg.MetadataValue.float(fit.persistence),

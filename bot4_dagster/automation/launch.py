@@ -181,7 +181,8 @@ class Launcher:
                     step.status = "skipped" if outcome.status == "failed" else step.status
             _unlock(outcome.lock)
             outcome.lock = None
-            self.say(f"  {outcome.planned.label:<{WIDTH}} run {outcome.run_id[:8]} {outcome.status}")
+            self.say(f"  {outcome.planned.label:<{WIDTH}} run {outcome.run_id[:8]} "
+                     f"{outcome.status}")
 
     def _on_entry(self, outcome: RunOutcome, entry) -> None:
         event = entry.dagster_event

@@ -38,7 +38,8 @@ def bar_nanos(interval: str) -> int:
     return nanos
 
 
-def trades_window(start: pd.Timestamp, end: pd.Timestamp, interval: str) -> tuple[pd.Timestamp, pd.Timestamp]:
+def trades_window(start: pd.Timestamp, end: pd.Timestamp,
+                  interval: str) -> tuple[pd.Timestamp, pd.Timestamp]:
     """The trades that make the bars opening in [start, end): whole bars only, so a window
     boundary that is not on the bar grid never cuts a bar into two different versions."""
     nanos = bar_nanos(interval)
@@ -55,7 +56,8 @@ def first_bar(ts: pd.Timestamp, interval: str) -> pd.Timestamp:
     return pd.Timestamp(ts.value // nanos * nanos, tz="UTC")
 
 
-def bars_from_trades(trades: pd.DataFrame, interval: str = DEFAULT_INTERVAL) -> tuple[pd.DataFrame, ValidationReport]:
+def bars_from_trades(trades: pd.DataFrame,
+                     interval: str = DEFAULT_INTERVAL) -> tuple[pd.DataFrame, ValidationReport]:
     """One symbol's trades (normalised, with provenance, as a source loads them) to bars of
     ``interval``, and the trades' validation report (rows used, duplicates dropped).
 

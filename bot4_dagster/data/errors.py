@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Violation:
-    """One broken rule at one place: ``row`` is the 1-based data row of ``file`` (None: whole file)."""
+    """One broken rule at one place: ``row`` is the 1-based data row of ``file`` (None: whole
+    file)."""
 
     file: str
     row: int | None

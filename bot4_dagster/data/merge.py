@@ -217,7 +217,8 @@ def _seams(spec: Table, stored: pd.DataFrame, new: pd.DataFrame, frame: pd.DataF
             if nxt >= 0:
                 file, row = locate(frame, int(nxt))
                 whose = "the stored" if prev < 0 else "the incoming"
-                detail = (f"{column}={_show(values[i + 1])} with {key}={_show(both[key].iat[i + 1])} "
+                detail = (f"{column}={_show(values[i + 1])} "
+                          f"with {key}={_show(both[key].iat[i + 1])} "
                           f"comes after {whose} row with {key}={_show(both[key].iat[i])}, "
                           f"{column}={_show(values[i])}")
             else:

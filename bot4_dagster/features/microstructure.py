@@ -80,7 +80,8 @@ class Inputs:
 
     def config(self, w: Windows) -> np.ndarray:
         cfg = np.zeros(k.N_CONFIG, dtype=np.int64)
-        cfg[[k.C_TRADE_W, k.C_REG_W, k.C_BAR_W, k.C_KYLE_MIN, k.C_BUCKETS, k.C_VOL_W, k.C_SIGMA_W]] = [
+        cfg[[k.C_TRADE_W, k.C_REG_W, k.C_BAR_W, k.C_KYLE_MIN, k.C_BUCKETS, k.C_VOL_W,
+             k.C_SIGMA_W]] = [
             w.trade_window, w.regression_window, w.bar_window, w.kyle_min_trades,
             w.vpin_buckets, w.vpin_volume_window, w.bvc_sigma_window]
         if self.has_trades:
@@ -90,7 +91,8 @@ class Inputs:
         cfg[k.C_T1_MODE] = k.FROM_BUY_VOLUME if self.has_buy_volume else k.FROM_BVC
         cfg[k.C_T6_MODE] = k.FROM_BUY_VOLUME if self.has_buy_volume else k.NONE
         cfg[k.C_COUNT_MODE] = k.FROM_COUNT_COLUMN if self.has_trade_count else k.NONE
-        cfg[k.C_DV_MODE] = k.DV_QUOTE_VOLUME if self.volume_unit == "quote" else k.DV_CLOSE_TIMES_VOLUME
+        cfg[k.C_DV_MODE] = (k.DV_QUOTE_VOLUME if self.volume_unit == "quote"
+                            else k.DV_CLOSE_TIMES_VOLUME)
         return cfg
 
     def availability(self) -> pd.DataFrame:
@@ -176,7 +178,8 @@ def _utc(ts: pd.Series) -> pd.Series:
 
 
 def _ns(ts: pd.Series) -> np.ndarray:
-    return _utc(ts).dt.tz_convert("UTC").dt.tz_localize(None).to_numpy("datetime64[ns]").view(np.int64)
+    naive = _utc(ts).dt.tz_convert("UTC").dt.tz_localize(None)
+    return naive.to_numpy("datetime64[ns]").view(np.int64)
 
 
 def _column(frame: pd.DataFrame, name: str) -> np.ndarray:
@@ -204,7 +207,8 @@ def _assign(bar_ns: np.ndarray, interval_ns: int, trades: pd.DataFrame):
     bars = np.arange(len(bar_ns))
     starts = np.searchsorted(bar, bars, side="left")
     ends = np.searchsorted(bar, bars, side="right")
-    arrays = (trades["price"].to_numpy(np.float64)[keep], trades["amount"].to_numpy(np.float64)[keep],
+    arrays = (trades["price"].to_numpy(np.float64)[keep],
+              trades["amount"].to_numpy(np.float64)[keep],
               trades["side"].to_numpy(np.float64)[keep], t_ns[keep])
     return arrays, starts, ends
 
@@ -254,7 +258,7 @@ def microstructure_features(bars: pd.DataFrame, trades: pd.DataFrame | None = No
             raise ValueError("quote spreads need trades as well as quotes")
         spreads = quote_spreads(bar_ns + step.value, starts, ends, price, side, t_ns, quotes,
                                 w.trade_window, pd.Timedelta(w.realized_spread_delay).value)
-        for name, values in zip(QUOTE_FEATURES, spreads):
+        for name, values in zip(QUOTE_FEATURES, spreads, strict=True):
             frame[name] = values
     frame.attrs["availability"] = inputs.availability()
     frame.attrs["windows"] = w
@@ -329,7 +333,8 @@ class MicrostructureState:
                              self._span[1:], self._out)
         return self._out[0]
 
-    def update(self, bar: Mapping, trades: pd.DataFrame | Mapping | None = None) -> dict[str, float]:
+    def update(self, bar: Mapping,
+               trades: pd.DataFrame | Mapping | None = None) -> dict[str, float]:
         """One bar (a mapping with high, low, close, volume[, buy_volume, trade_count]) and the
         trades inside it (columns price, amount, side) -> {feature: value}."""
         if self.inputs.has_trades and trades is None:
@@ -337,11 +342,12 @@ class MicrostructureState:
                              "(an empty frame for a bar without trades)")
         arrays = {}
         if trades is not None:
-            arrays = {c: np.asarray(trades[c], dtype=np.float64) for c in ("price", "amount", "side")}
+            arrays = {c: np.asarray(trades[c], dtype=np.float64)
+                      for c in ("price", "amount", "side")}
         values = self.update_arrays(
             float(bar["high"]), float(bar["low"]), float(bar["close"]), float(bar["volume"]),
             _number(bar.get("buy_volume")), _number(bar.get("trade_count")), **arrays)
-        return dict(zip(FEATURES, values.tolist()))
+        return dict(zip(FEATURES, values.tolist(), strict=True))
 
 
 def _number(value) -> float:

@@ -270,7 +270,8 @@ def garch_minimize_python(theta: np.ndarray, y: np.ndarray, has_mu: bool, is_t: 
     trial = np.empty(k)
     converged = 0
     iteration = 0
-    for iteration in range(1, max_iter + 1):
+    for _ in range(max_iter):
+        iteration += 1
         slack = a @ theta - b
         tight = slack <= 1e-10 * (1.0 + np.abs(b))
         working = np.zeros(n_con, dtype=np.bool_)
@@ -324,7 +325,8 @@ def garch_minimize_python(theta: np.ndarray, y: np.ndarray, has_mu: bool, is_t: 
             yhy = yv @ hy
             for r in range(k):
                 for c in range(k):
-                    h[r, c] += (rho * rho * yhy + rho) * s[r] * s[c] - rho * (hy[r] * s[c] + s[r] * hy[c])
+                    h[r, c] += ((rho * rho * yhy + rho) * s[r] * s[c]
+                                - rho * (hy[r] * s[c] + s[r] * hy[c]))
         small = abs(f - f_new) <= 1e-15 * abs(f)
         for j in range(k):
             theta[j] = trial[j]

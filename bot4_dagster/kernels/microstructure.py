@@ -1,8 +1,9 @@
 """The microstructure kernel: bars (with their trades) in, 21 features per bar out, O(window) state.
 
 The batch passes every bar to ``microstructure_run``; the incremental state passes one bar at a
-time to the same function, so the batch frame and the incremental state agree bit for bit. Windowed sums are running sums over ring
-buffers, re-added from scratch each time a ring wraps, so rounding cannot drift.
+time to the same function, so the batch frame and the incremental state agree bit for bit.
+Windowed sums are running sums over ring buffers, re-added from scratch each time a ring wraps,
+so rounding cannot drift.
 Definitions: docs/microstructure.md.
 """
 
@@ -40,7 +41,8 @@ N_REG_COLS = 13
 # bar-window ring columns
 (B_X, B_Y, B_XY, B_CS, B_KXY, B_KXX, B_HL) = range(7)
 N_BAR_COLS = 7
-SCRATCH_SHAPE = (7, N_TRADE_COLS)  # one row each: trade, regression, bar, sigma, volume, bucket, sizes
+# one row each: trade, regression, bar, sigma, volume, bucket, sizes
+SCRATCH_SHAPE = (7, N_TRADE_COLS)
 
 LN2 = math.log(2.0)
 SQRT2 = math.sqrt(2.0)
@@ -194,7 +196,8 @@ def microstructure_run_python(
             fs[F_PREV_B] = b
             ist[I_HAVE_P] = 1
             if cfg[C_T6_MODE] == FROM_TRADES and sizes[0] > 0.0:
-                vpin_pour(v, 1.0 if b > 0 else 0.0, sizes[0], vp_cur[0], vp_buf[0], vp_sum[0], vp_meta[0], rows[5])
+                vpin_pour(v, 1.0 if b > 0 else 0.0, sizes[0], vp_cur[0], vp_buf[0], vp_sum[0],
+                          vp_meta[0], rows[5])
 
         # bar quantities
         has_prev = tau >= 1
@@ -225,7 +228,8 @@ def microstructure_run_python(
         if sizes[1] > 0.0 and not math.isnan(f_bvc):
             vpin_pour(volume, f_bvc, sizes[1], vp_cur[1], vp_buf[1], vp_sum[1], vp_meta[1], rows[5])
         if cfg[C_T6_MODE] == FROM_BUY_VOLUME and sizes[0] > 0.0 and volume > 0.0:
-            vpin_pour(volume, buy_volume / volume, sizes[0], vp_cur[0], vp_buf[0], vp_sum[0], vp_meta[0], rows[5])
+            vpin_pour(volume, buy_volume / volume, sizes[0], vp_cur[0], vp_buf[0], vp_sum[0],
+                      vp_meta[0], rows[5])
 
         # rows of the windowed sums
         if has_trades:

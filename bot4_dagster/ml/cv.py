@@ -45,13 +45,15 @@ def label_spans(t1: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     if not isinstance(t1, pd.Series):
         raise TypeError("t1 must be a pandas Series: index = label start t0, values = label end t1")
     if t1.isna().any():
-        raise ValueError(f"t1 has {int(t1.isna().sum())} missing end time(s), first at {t1.index[t1.isna().argmax()]!r}")
+        raise ValueError(f"t1 has {int(t1.isna().sum())} missing end time(s), "
+                         f"first at {t1.index[t1.isna().argmax()]!r}")
     start, end = _times(t1.index), _times(t1.to_numpy())
     if len(start) > 1 and (np.diff(start) < 0).any():
         raise ValueError("t1's index (the label start times t0) must be sorted")
     bad = np.flatnonzero(end < start)
     if len(bad):
-        raise ValueError(f"label {bad[0]} ends before it starts: t1 = {t1.iloc[bad[0]]!r} < t0 = {t1.index[bad[0]]!r}")
+        raise ValueError(f"label {bad[0]} ends before it starts: t1 = {t1.iloc[bad[0]]!r} "
+                         f"< t0 = {t1.index[bad[0]]!r}")
     return start, end
 
 
@@ -62,7 +64,7 @@ def _blocks(test: np.ndarray) -> list[tuple[int, int]]:
     breaks = np.flatnonzero(np.diff(test) > 1)
     firsts = np.concatenate([[test[0]], test[breaks + 1]])
     lasts = np.concatenate([test[breaks], [test[-1]]])
-    return list(zip(firsts.tolist(), lasts.tolist()))
+    return list(zip(firsts.tolist(), lasts.tolist(), strict=True))
 
 
 def roles(t0: np.ndarray, t1: np.ndarray, test: np.ndarray, embargo: int,

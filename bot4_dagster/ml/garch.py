@@ -101,7 +101,8 @@ def _weights(tau: int) -> np.ndarray:
 
 
 def _setup(y: np.ndarray, mean: str, dist: str) -> Setup:
-    """arch's starting residuals, backcast, variance bounds, starting values, bounds, constraints."""
+    """arch's starting residuals, backcast, variance bounds, starting values, bounds,
+    constraints."""
     if mean not in MEANS:
         raise ValueError(f"mean must be one of {MEANS}, got {mean!r}")
     if dist not in DISTS:
@@ -130,7 +131,7 @@ def _setup(y: np.ndarray, mean: str, dist: str) -> Setup:
         start.append(max((4.0 * kurt - 6.0) / (kurt - 3.0) if kurt > 3.75 else 12.0, 4.0))
         bounds.append((2.05, 500.0))
         names += ("nu",)
-        rows = [r + [0.0] for r in rows] + [[0.0] * (len(mu0) + 3) + [1.0],
+        rows = [[*r, 0.0] for r in rows] + [[0.0] * (len(mu0) + 3) + [1.0],
                                             [0.0] * (len(mu0) + 3) + [-1.0]]
         rhs += [2.05, -500.0]
     return Setup(y, mean, dist, backcast, var_bounds, np.array(start, dtype=np.float64), bounds,
@@ -199,7 +200,7 @@ def _slsqp(setup: Setup, l2: float, prior: tuple[float, float]) -> tuple[np.ndar
         return value
 
     constraints = [{"type": "ineq", "fun": (lambda th, row=row, rhs=rhs: np.dot(row, th) - rhs)}
-                   for row, rhs in zip(setup.a, setup.b)]
+                   for row, rhs in zip(setup.a, setup.b, strict=True)]
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "Values in x were outside bounds", RuntimeWarning)
         result = optimize.minimize(objective, setup.start, method="SLSQP", bounds=setup.bounds,
@@ -252,7 +253,7 @@ class GarchFit:
 
     @property
     def params(self) -> dict[str, float]:
-        return dict(zip(self.setup.names, map(float, self.theta)))
+        return dict(zip(self.setup.names, map(float, self.theta), strict=True))
 
     @property
     def nobs(self) -> int:
@@ -314,7 +315,8 @@ class GarchFit:
 
     @property
     def std_errors(self) -> dict[str, float]:
-        return dict(zip(self.setup.names, np.sqrt(np.diag(self.param_cov)).tolist()))
+        return dict(zip(self.setup.names, np.sqrt(np.diag(self.param_cov)).tolist(),
+                        strict=True))
 
     def forecast(self, horizon: int) -> np.ndarray:
         """Variance forecasts for h = 1..horizon after the last observation (arch's analytic
@@ -334,7 +336,8 @@ class GarchFit:
         r = np.asarray(new_returns, dtype=np.float64)
         mu, omega, alpha, beta, _ = _unpack(self.setup, self.theta)
         out = np.empty(len(r))
-        k.garch_filter(omega, alpha, beta, mu, float(self.resid[-1]), float(self._sigma2[-1]), r, out)
+        k.garch_filter(omega, alpha, beta, mu, float(self.resid[-1]), float(self._sigma2[-1]), r,
+                       out)
         return out
 
     def online(self) -> GarchState:

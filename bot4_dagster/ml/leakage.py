@@ -98,7 +98,8 @@ def event_stride(n_events: int, max_samples: int) -> int:
 def auc_standard_error(auc: float, n_pos: int, n_neg: int) -> float:
     """Hanley & McNeil (1982) standard error of an AUC."""
     q1, q2 = auc / (2 - auc), 2 * auc * auc / (1 + auc)
-    var = (auc * (1 - auc) + (n_pos - 1) * (q1 - auc ** 2) + (n_neg - 1) * (q2 - auc ** 2)) / (n_pos * n_neg)
+    var = ((auc * (1 - auc) + (n_pos - 1) * (q1 - auc ** 2) + (n_neg - 1) * (q2 - auc ** 2))
+           / (n_pos * n_neg))
     return math.sqrt(max(var, 0.0))
 
 

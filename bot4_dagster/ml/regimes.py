@@ -25,7 +25,8 @@ class VolatilityRegimes:
     quantiles: tuple[float, float, float] = (0.25, 0.75, 0.95)
 
     @classmethod
-    def fit(cls, sigma, quantiles: tuple[float, float, float] = (0.25, 0.75, 0.95)) -> VolatilityRegimes:
+    def fit(cls, sigma,
+            quantiles: tuple[float, float, float] = (0.25, 0.75, 0.95)) -> VolatilityRegimes:
         values = np.asarray(sigma, dtype=np.float64)
         values = values[np.isfinite(values)]
         if len(values) == 0:
@@ -39,7 +40,8 @@ class VolatilityRegimes:
     def codes(self, sigma) -> np.ndarray:
         """0 low, 1 normal, 2 high, 3 crisis; -1 where volatility is undefined."""
         values = np.asarray(sigma, dtype=np.float64)
-        out = np.searchsorted([self.low, self.high, self.crisis], values, side="left").astype(np.int8)
+        out = np.searchsorted([self.low, self.high, self.crisis], values,
+                              side="left").astype(np.int8)
         out[~np.isfinite(values)] = -1
         return out
 

@@ -92,7 +92,8 @@ def sample_size_means(
     delta: float, sigma1: float, sigma2: float | None = None, *, alpha: float = 0.05,
     power: float = 0.8,
 ) -> int:
-    """Observations per arm to detect a mean difference ``delta``: ⌈(z_{1−α/2}+z_{1−β})²(σ₁²+σ₂²)/δ²⌉.
+    """Observations per arm to detect a mean difference ``delta``:
+    ⌈(z_{1−α/2}+z_{1−β})²(σ₁²+σ₂²)/δ²⌉.
 
     ``sigma2`` defaults to ``sigma1`` (equal spreads). Normal approximation, so slightly below
     the t-based answer for very small samples.

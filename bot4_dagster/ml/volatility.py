@@ -1,9 +1,10 @@
 """Volatility of one instrument from its closes: returns in a scale GARCH can work with, the
 GARCH(1,1) fit, regimes and diagnostics; and the comparison with ``arch`` that guards the fit.
 
-Returns are percent returns, 100·(c_t/c_{t−1} − 1). When their variance is below 0.1 (one-minute
-crypto bars, for example), they are multiplied by further powers of ten until it is not, as arch
-recommends; ``scale`` records the factor from decimal returns (100 = percent, 10,000 = basis points).
+Returns are percent returns, 100·(c_t/c_{t−1} − 1). When their variance is below 0.1
+(one-minute crypto bars, for example), they are multiplied by further powers of ten until it is
+not, as arch recommends; ``scale`` records the factor from decimal returns (100 = percent,
+10,000 = basis points).
 
 ``VolatilityEstimate.table`` is the stored ``ml.garch_volatility`` frame: one row per bar, the
 first without a return.

@@ -45,7 +45,8 @@ class Manifest:
 
     def benchmarks_markdown(self) -> str:
         if self.benchmarks.empty:
-            return "No benchmark report yet: run `make bench`, then materialize perf/manifest again."
+            return ("No benchmark report yet: run `make bench`, then materialize perf/manifest "
+                    "again.")
         shown = self.benchmarks[["benchmark", "p50_s", "p99_s", "reference", "reference_p50_s",
                                  "ratio", "goal", "met"]]
         return shown.to_markdown(index=False, floatfmt=".3g")
@@ -70,7 +71,8 @@ def build_manifest(report_path: str | Path) -> Manifest:
     """Read the latest benchmark report (if any) and describe this host."""
     report = load_report(report_path)
     frame = pd.DataFrame(_rows(report) if report else [], columns=COLUMNS)
-    frame = frame.astype({c: "float64" for c in COLUMNS if c.endswith("_s") or c in ("ratio", "throughput_per_s")})
+    frame = frame.astype({c: "float64" for c in COLUMNS
+                          if c.endswith("_s") or c in ("ratio", "throughput_per_s")})
     frame = frame.astype({c: "string" for c in ("benchmark", "group", "unit", "reference", "goal",
                                                 "measured_at", "git_commit")})
     frame["met"] = frame["met"].astype("boolean")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from enum import Enum
+from enum import Enum, StrEnum
 
 import dagster as dg
 from pydantic import Field
@@ -19,18 +19,18 @@ from ..data.sources import BinanceSource, BundledSource, FileSource, MarketSourc
 from ..settings import cache_dir
 
 
-class Source(str, Enum):
+class Source(StrEnum):
     bundled = "bundled"
     files = "files"
     binance = "binance"
 
 
-class VolumeUnit(str, Enum):
+class VolumeUnit(StrEnum):
     base = "base"
     quote = "quote"
 
 
-class Market(str, Enum):
+class Market(StrEnum):
     spot = "spot"
     um = "um"
 

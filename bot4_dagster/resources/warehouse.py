@@ -60,7 +60,8 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
         rows = self.warehouse().replace(where, obj)
         context.add_output_metadata({
             "dagster/table_name": where.table,
-            "dagster/partition_row_count" if context.has_asset_partitions else "dagster/row_count": rows,
+            ("dagster/partition_row_count" if context.has_asset_partitions
+             else "dagster/row_count"): rows,
         })
 
     def _ingest(self, where: Slice, rows: Ingested) -> dict:
