@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 export BOT4_HOME ?= $(CURDIR)/.bot4
 UI_PORT ?= 3000
 
-.PHONY: run test ui bench status clean
+.PHONY: run test lint ui bench status clean
 
 # pip's full output goes to $(VENV)/install.log; tools/install_progress.py prints a line per phase
 $(STAMP): pyproject.toml
@@ -29,8 +29,15 @@ $(STAMP): pyproject.toml
 run: $(STAMP)  ## materialize every asset on the bundled data, then print a summary
 	@$(BIN)/bot4 run
 
-test: $(STAMP)  ## the whole test suite
+test: lint  ## make lint, then the whole test suite
 	@$(BIN)/pytest
+
+# the rules the README promises, enforced: CI runs them as the first step of `make test`
+lint: $(STAMP)  ## ruff (E F W B I UP SIM RUF), mypy on kernels/ml/trading, import-linter layer contracts
+	@echo "lint: ruff check ." && $(BIN)/ruff check --quiet .
+	@echo "lint: mypy (kernels, ml, trading)" && $(BIN)/mypy --no-error-summary
+	@echo "lint: import-linter (layer contracts)"; \
+	out=$$($(BIN)/lint-imports --no-cache 2>&1) || { echo "$$out"; exit 1; }; echo "$$out" | tail -n 1
 
 # `dg dev` reads [tool.dg] in pyproject.toml and serves the code location bot4_dagster with this
 # venv's interpreter; VIRTUAL_ENV tells dg that the venv it runs from is the project's .venv.
