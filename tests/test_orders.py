@@ -689,6 +689,36 @@ def test_o13_children_of_a_closed_parent_with_a_flat_position_are_canceled(tmp_p
     assert {r.order_id for r in sent(venue, CancelOrder)} >= {tp.id, sl.id}
 
 
+def test_o13_a_store_written_before_the_venue_terms_columns_is_upgraded(tmp_path):
+    """A file from the version without ``venue_qty``/``venue_price`` gains them as NULL (checks
+    fall back to the order's own size and limit); any other shape is refused by name."""
+    import sqlite3
+
+    path = tmp_path / "orders.sqlite"
+    store = SQLiteStore(path)
+    m, _ = make(store)
+    _book_before_crash(m)
+    rows = m.rows()
+    store.close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("ALTER TABLE orders DROP COLUMN venue_price")
+        conn.execute("ALTER TABLE orders DROP COLUMN venue_qty")
+    old = SQLiteStore(path)
+    loaded = old.load()
+    assert loaded.orders.keys() == rows.orders.keys()
+    assert all(r[:-2] == rows.orders[k][:-2] and r[-2:] == (None, None)
+               for k, r in loaded.orders.items())
+    restored = OrderManager.restore(old, RecordingVenue(), INSTRUMENTS, clock=Clock())
+    assert restored.rows() == old.load()  # and it writes the new columns from here on
+    old.close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("ALTER TABLE lists RENAME COLUMN kind TO shape")
+    with pytest.raises(ValueError, match=r"orders.sqlite: table lists has the columns"):
+        SQLiteStore(path)
+    with pytest.raises(ValueError, match="table lists"):  # not StoreLocked: the lock was let go
+        SQLiteStore(path)
+
+
 CRASH_SCRIPT = """
 import os, sys
 from decimal import Decimal as D

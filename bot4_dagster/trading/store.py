@@ -162,6 +162,21 @@ def _upsert(table: str, columns) -> str:
     return f"INSERT OR REPLACE INTO {table} VALUES ({', '.join('?' for _ in columns)})"
 
 
+def _upgrade(conn: sqlite3.Connection, path: Path, table: str, columns) -> None:
+    """Add the columns a newer version appended (as NULL: "not recorded"); refuse any other
+    difference, naming the file, rather than fail later on a row of the wrong width."""
+    have = [row[1] for row in conn.execute(f"PRAGMA table_info({table})")]
+    want = [name for name, _, _ in columns]
+    if have == want:
+        return
+    if have != want[: len(have)]:
+        raise ValueError(f"order store {path}: table {table} has the columns {have}; this "
+                         f"version expects {want}. Move the file away or open it with the "
+                         "version that wrote it.")
+    for name, sql_type, _ in columns[len(have):]:
+        conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {sql_type}")
+
+
 class StoreLocked(RuntimeError):
     """Another live process owns this order store."""
 
@@ -180,15 +195,25 @@ class SQLiteStore:
             self._lock.close()
             raise StoreLocked(f"order store {self.path} is owned by another live process") from None
         self._conn = sqlite3.connect(str(self.path), isolation_level=None)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute(f"PRAGMA synchronous={synchronous}")
+        try:
+            self._open(synchronous)
+        except BaseException:
+            self.close()
+            raise
+        self._order_sql = _upsert("orders", ORDER_COLUMNS)
+        self._list_sql = _upsert("lists", LIST_COLUMNS)
+
+    def _open(self, synchronous: str) -> None:
+        conn = self._conn
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={synchronous}")
         for ddl in (_ddl("orders", ORDER_COLUMNS), _ddl("lists", LIST_COLUMNS),
                     "CREATE TABLE IF NOT EXISTS positions (instrument TEXT PRIMARY KEY, qty TEXT)",
                     ("CREATE TABLE IF NOT EXISTS fills (order_id TEXT, trade_id TEXT, qty TEXT, "
                      "price TEXT, fee TEXT, ts INTEGER, UNIQUE (order_id, trade_id))")):
-            self._conn.execute(ddl)
-        self._order_sql = _upsert("orders", ORDER_COLUMNS)
-        self._list_sql = _upsert("lists", LIST_COLUMNS)
+            conn.execute(ddl)
+        _upgrade(conn, self.path, "orders", ORDER_COLUMNS)
+        _upgrade(conn, self.path, "lists", LIST_COLUMNS)
 
     def load(self) -> Snapshot:
         c = self._conn
