@@ -23,7 +23,8 @@ _FLOAT = "DOUBLE"
 MARKET = {
     "bars": {
         "symbol": _SYMBOL[1],
-        "ts": _TS[1],
+        "ts": "Bar open time, UTC (TIMESTAMP_NS holds UTC: DuckDB has no zone-aware nanosecond "
+              "type); the bar covers [ts, ts + interval)",
         "open": "First trade price of the bar, quote currency",
         "high": "Highest trade price of the bar, quote currency",
         "low": "Lowest trade price of the bar, quote currency",
@@ -36,7 +37,7 @@ MARKET = {
     },
     "trades": {
         "symbol": _SYMBOL[1],
-        "ts": "Exchange time of the trade, UTC",
+        "ts": "Exchange time of the trade, UTC, to the nanosecond (TIMESTAMP_NS holds UTC)",
         "price": "Trade price, quote currency",
         "amount": "Traded quantity, base currency",
         "side": "Aggressor side: +1 buyer-initiated, -1 seller-initiated",
@@ -44,7 +45,8 @@ MARKET = {
     },
     "quotes": {
         "symbol": _SYMBOL[1],
-        "ts": "Exchange time of the best bid/ask update, UTC",
+        "ts": "Exchange time of the best bid/ask update, UTC, to the nanosecond (TIMESTAMP_NS "
+              "holds UTC)",
         "bid": "Best bid price, quote currency",
         "ask": "Best ask price, quote currency",
         "bid_size": "Quantity at the best bid, base currency",

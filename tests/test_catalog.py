@@ -43,7 +43,7 @@ def _report(tmp: Path) -> Path:
 def produced(tmp_path_factory) -> dict[str, pd.DataFrame]:
     """Every warehouse table as its library function produces it, on real data."""
     bars = load_ftx_bars().iloc[:4000]
-    bars["ts"] = bars["ts"].astype("datetime64[us, UTC]")  # as the warehouse returns them
+    bars["ts"] = bars["ts"].astype("datetime64[ns, UTC]")  # as the warehouse returns them
     features, _ = feature_table(bars, symbol="BTC-PERP", volume_unit="quote")
     volatility = estimate_volatility(bars.set_index("ts")["close"]).table("BTC-PERP")
     labels = label_table(bars, volatility, symbol="BTC-PERP", upper=2.0, lower=2.0, horizon=10)
@@ -67,7 +67,7 @@ def produced(tmp_path_factory) -> dict[str, pd.DataFrame]:
         "ml.cv_folds": folds_table(labels, fold_splitters(labels), symbol="BTC-PERP"),
         "ml.leakage_proof": proof,
         "perf.manifest": manifest,
-        **{spec.name: spec.empty() for spec in tables.TABLES.values()},
+        **{spec.name: tables.stored(spec, spec.empty()) for spec in tables.TABLES.values()},
     }
 
 

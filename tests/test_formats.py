@@ -24,6 +24,7 @@ from archive_builders import aggtrades_csv, klines_csv
 
 from bot4_dagster.data.errors import DataError
 from bot4_dagster.data.formats import parse_file
+from bot4_dagster.data.warehouse import Slice, Warehouse
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 FTX = DATA / "ftx_btc-perp_1m_2022-01.csv.gz"
@@ -375,17 +376,28 @@ def dated(stamps, n: int | None = None, column: str = "date") -> list[str]:
 def test_epoch_nanoseconds_are_read_exactly(tmp_path):
     """The real trade times in ns with 999 ns added: exact integers give the trade's own
     microsecond; through float64 (spacing 256 ns here) some land on the next one."""
-    micros = raw(TRADES)["timestamp"].to_numpy(np.int64)
+    micros = np.unique(raw(TRADES)["timestamp"].to_numpy(np.int64))  # bars: one per time
     nanos = micros * 1000 + 999
     path = write(tmp_path / "ns.csv", dated(nanos, column="timestamp"))
     parsed = parse_file(path, symbol="X", volume_unit="quote")
 
     assert parsed.ts_unit == "ns"
-    stored = parsed.frame["ts"].astype("int64").to_numpy()  # datetime64[us]: microseconds
-    np.testing.assert_array_equal(stored, micros)
+    np.testing.assert_array_equal(parsed.frame["ts"].astype("int64").to_numpy(), nanos)
     through_float = nanos.astype(np.float64).astype(np.int64) // 1000
     assert (through_float != micros).any()  # what reading through float did
-    assert any("9,999 time(s) lose their last three digits" in n for n in parsed.notes)
+
+    warehouse = Warehouse(tmp_path / "w.duckdb")
+    assert parsed.table == "bars"
+    warehouse.merge("bars", parsed.frame)
+    back = warehouse.read(Slice("market.bars", {"symbol": ["X"]}))
+    assert str(back["ts"].dtype) == "datetime64[ns, UTC]"
+    np.testing.assert_array_equal(back["ts"].astype("int64").to_numpy(), nanos)
+    one = pd.Timestamp(int(nanos[100]), tz="UTC")  # a window of a single nanosecond
+    window = Slice("market.bars", {"symbol": ["X"]}, "ts", one, one + pd.Timedelta(1, "ns"))
+    assert warehouse.span(window).rows == 1
+    assert warehouse.span(window).first_ts == one
+    assert warehouse.spans()["last_ts"].iat[0] == pd.Timestamp(int(nanos.max()), tz="UTC")
+    assert warehouse.merge("bars", parsed.frame).unchanged == len(nanos)  # exact on re-merge
 
 
 @pytest.mark.parametrize("pattern, shown", [

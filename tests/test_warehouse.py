@@ -9,9 +9,10 @@ import sys
 import threading
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 import pytest
-from conftest import FTX
+from conftest import FTX, QUOTES
 
 from bot4_dagster.data.formats import parse_file
 from bot4_dagster.data.warehouse import SPAN_COLUMNS, Slice, Span, Warehouse, WarehouseLocked
@@ -184,3 +185,28 @@ def test_spans_cover_every_table_with_a_symbol_and_a_time(tmp_path, bars):
     assert warehouse.span(Slice("market.bars", {"symbol": ["ETH-PERP"]})) == Span(
         10, first, bars["ts"].iat[9])
     assert warehouse.span(Slice("market.quotes", {})) == Span(0, None, None)
+
+
+def test_a_warehouse_with_microsecond_times_is_upgraded_in_place(tmp_path):
+    """Written before nanosecond times: market ``ts`` was TIMESTAMPTZ. The first connection turns
+    it into TIMESTAMP_NS with the same instants and the quotes of a timestamp in stored order."""
+    quotes = parse_file(QUOTES).frame.drop(columns=["_source_file", "_source_row"])
+    path = tmp_path / "old.duckdb"
+    with duckdb.connect(str(path)) as conn:  # the table as the previous release created it
+        conn.execute("SET TimeZone = 'UTC'")
+        conn.execute("CREATE SCHEMA market")
+        conn.execute("CREATE TABLE market.quotes (symbol VARCHAR NOT NULL, ts TIMESTAMPTZ NOT "
+                     "NULL, bid DOUBLE NOT NULL, ask DOUBLE NOT NULL, bid_size DOUBLE NOT NULL, "
+                     "ask_size DOUBLE NOT NULL)")
+        conn.register("old", quotes)
+        conn.execute("INSERT INTO market.quotes SELECT * FROM old")
+
+    warehouse = Warehouse(path)
+    everything = Slice("market.quotes", {})
+    back = warehouse.read(everything)
+
+    assert warehouse.query("SELECT data_type FROM duckdb_columns() WHERE column_name = 'ts'"
+                           )["data_type"].tolist() == ["TIMESTAMP_NS"]
+    pd.testing.assert_frame_equal(back, quotes.reset_index(drop=True))
+    assert warehouse.merge("quotes", parse_file(QUOTES).frame).unchanged == len(quotes)
+    assert Warehouse(path).read(everything).equals(back)  # a second upgrade changes nothing

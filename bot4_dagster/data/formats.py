@@ -348,10 +348,6 @@ class _Cells:
         if unit not in allowed:
             self.fail("timestamp_unit", f"{name} looks like epoch {unit}; format {self.fmt} uses "
                       f"{' or '.join(allowed)}", 0)
-        if unit == "ns" and (dropped := int(np.count_nonzero(values % 1000))):
-            self.notes.append(f"{self.raw.path}: {name} is in epoch nanoseconds, read exactly; the "
-                              f"warehouse keeps microseconds, so {dropped:,} time(s) lose their "
-                              "last three digits (truncated)")
         return self._nanoseconds(name, values, unit), unit
 
     def _nanoseconds(self, name: str, values: np.ndarray, unit: str) -> pd.Series:

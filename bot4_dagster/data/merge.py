@@ -23,6 +23,8 @@ from .errors import Violation
 from .tables import Table, conform
 from .validation import MAX_LISTED, locate
 
+NS_PARAM = "make_timestamp_ns(?)"  # a bound for a TIMESTAMP_NS column, given as epoch ns (exact)
+
 # per table: the columns whose order the rule fixes, in the order of the key; True = strictly
 ORDER = {
     "market.bars": (("ts", True),),
@@ -71,9 +73,11 @@ def read_stored(conn, spec: Table, symbol: str, part: pd.DataFrame) -> pd.DataFr
     whether the new rows keep ts in order)."""
     key = spec.key[-1]
     lo, hi = part[key].min(), part[key].max()
-    lo, hi = (lo.to_pydatetime(), hi.to_pydatetime()) if key == "ts" else (int(lo), int(hi))
+    lo, hi = (lo.value, hi.value) if key == "ts" else (int(lo), int(hi))
     cols = ", ".join(spec.names)
-    inside = f"SELECT {cols} FROM {spec.name} WHERE symbol = $1 AND {key} BETWEEN $2 AND $3"
+    bound = "make_timestamp_ns" if key == "ts" else ""
+    inside = (f"SELECT {cols} FROM {spec.name} WHERE symbol = $1 AND {key} BETWEEN {bound}($2) "
+              f"AND {bound}($3)")
     if key == "ts":
         sql = f"{inside} ORDER BY ts, rowid"  # rowid: a quote group's stored order
     else:
@@ -91,13 +95,14 @@ def read_spans(conn, table: str, symbols: list[str], time_column: str = "ts") ->
         return {}
     marks = ", ".join("?" for _ in symbols)
     rows = conn.execute(
-        f"SELECT symbol, count(*), min({time_column}), max({time_column}) FROM {table} "
-        f"WHERE symbol IN ({marks}) GROUP BY symbol", symbols).fetchall()
+        f"SELECT symbol, count(*), epoch_ns(min({time_column})), epoch_ns(max({time_column})) "
+        f"FROM {table} WHERE symbol IN ({marks}) GROUP BY symbol", symbols).fetchall()
     found = {s: Span(int(n), _utc(lo), _utc(hi)) for s, n, lo, hi in rows}
     return {s: found.get(s, Span(0, None, None)) for s in symbols}
 
 
 def _utc(value) -> pd.Timestamp | None:
+    """UTC time of a datetime, a zone-less one (taken as UTC) or an int of epoch nanoseconds."""
     if value is None:
         return None
     stamp = pd.Timestamp(value)

@@ -22,7 +22,7 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
-UTC_US = {"unit": "us", "tz": "UTC"}
+UTC_NS = {"unit": "ns", "tz": "UTC"}
 TINY = float(np.finfo(np.float64).tiny)  # the smallest positive normal float, 2.2e-308
 MAX_MAGNITUDE = 1e18  # no price or size is this large, and products of two stay finite
 RATIO_ENV = "BOT4_PLAUSIBILITY_RATIO"
@@ -136,7 +136,7 @@ def _plausible(df: pd.DataFrame, table: str, rule: str) -> pd.Series:
 
 class _Market(pa.DataFrameModel):
     symbol: Series[pd.StringDtype] = pa.Field(str_length={"min_value": 1})
-    ts: Series[pd.DatetimeTZDtype] = pa.Field(dtype_kwargs=UTC_US)
+    ts: Series[pd.DatetimeTZDtype] = pa.Field(dtype_kwargs=UTC_NS)
 
     @pa.check("ts", name="ts_not_in_future")
     def ts_not_in_future(cls, ts: pd.Series) -> pd.Series:

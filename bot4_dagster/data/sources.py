@@ -89,7 +89,7 @@ def ingest_window(source: MarketSource, table: str, symbol: str, start: str | No
     if not held and (start is None or end is None):
         raise ValueError(f"the source holds no {table} for {symbol}: nothing to ingest")
     lo = pd.Timestamp(start, tz="UTC") if start else held[0].start
-    hi = pd.Timestamp(end, tz="UTC") if end else held[0].end + pd.Timedelta(1, "us")
+    hi = pd.Timestamp(end, tz="UTC") if end else held[0].end + pd.Timedelta(1, "ns")
     if hi <= lo:
         raise ValueError(f"empty ingest window [{lo}, {hi}) for {table} {symbol}")
     return lo, hi

@@ -2,6 +2,9 @@
 DDL all use, so a column cannot mean different things in different places.
 
 ``ts`` is UTC. For bars it is the bar's open time; for trades and quotes the exchange event time.
+It keeps nanoseconds end to end (venues and Tardis-style files stamp trades in ns). DuckDB has no
+zone-aware nanosecond type, so the warehouse stores ``ts`` as ``TIMESTAMP_NS`` holding UTC wall
+time: ``stored`` strips the zone for the write, ``conform`` puts UTC back on the way out.
 Provenance columns (``PROVENANCE``) travel with a frame from the reader through validation, so an
 error can name the file and row; they are dropped before anything is stored.
 """
@@ -58,7 +61,7 @@ class Table:
         return conform(self, pd.DataFrame({c: [] for c in self.names}))
 
 
-TS = Column("ts", "datetime64[us, UTC]", "TIMESTAMPTZ")
+TS = Column("ts", "datetime64[ns, UTC]", "TIMESTAMP_NS")  # UTC, without a zone in DuckDB
 SYMBOL = Column("symbol", "string", "VARCHAR")
 
 BARS = Table(
@@ -113,7 +116,7 @@ def conform(table: Table, frame: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame(index=frame.index)
     for col in table.columns:
         if col.name in frame:
-            out[col.name] = frame[col.name].astype(col.dtype)
+            out[col.name] = _cast(frame[col.name], col.dtype)
         elif col.required:
             raise KeyError(f"{table.name} needs column '{col.name}'")
         else:
@@ -122,3 +125,22 @@ def conform(table: Table, frame: pd.DataFrame) -> pd.DataFrame:
         if name in frame:
             out[name] = frame[name]
     return out
+
+
+def stored(table: Table, frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` as the warehouse holds it: UTC times without their zone (``TIMESTAMP_NS``), since
+    DuckDB would turn zone-aware values into microsecond ``TIMESTAMPTZ`` and drop nanoseconds."""
+    out = frame.copy(deep=False)
+    for col in table.columns:
+        if col.sql == "TIMESTAMP_NS" and col.name in out:
+            out[col.name] = out[col.name].dt.tz_convert("UTC").dt.tz_localize(None)
+    return out
+
+
+def _cast(series: pd.Series, dtype: str) -> pd.Series:
+    """``astype``, except that zone-less times (as ``TIMESTAMP_NS`` reads back) are UTC."""
+    if isinstance(pd.api.types.pandas_dtype(dtype), pd.DatetimeTZDtype) and (
+            pd.api.types.is_datetime64_dtype(series.dtype)
+            and getattr(series.dtype, "tz", None) is None):
+        series = series.dt.tz_localize("UTC")
+    return series.astype(dtype)

@@ -22,9 +22,9 @@ import pandas as pd
 
 from . import merge as _merge
 from .errors import DataError
-from .merge import MergeResult, Span
+from .merge import NS_PARAM, MergeResult, Span
 from .symbols import check_symbol
-from .tables import PROVENANCE, TABLES, conform
+from .tables import PROVENANCE, TABLES, conform, stored
 from .validation import MAX_LISTED
 from .warehouse_lock import PidLock, Wait, WarehouseLocked, default_timeout, duckdb_holder
 
@@ -51,8 +51,13 @@ class Slice:
             clauses.append(f"{column} IN ({', '.join('?' for _ in values)})")
             params.extend(values)
         if self.time_column is not None:
-            clauses.append(f"{self.time_column} >= ? AND {self.time_column} < ?")
-            params.extend([self.start.to_pydatetime(), self.end.to_pydatetime()])
+            column = self.time_column
+            if _spec(self.table) is not None:  # TIMESTAMP_NS (UTC): compare exact nanoseconds
+                clauses.append(f"{column} >= {NS_PARAM} AND {column} < {NS_PARAM}")
+                params.extend([pd.Timestamp(self.start).value, pd.Timestamp(self.end).value])
+            else:
+                clauses.append(f"{column} >= ? AND {column} < ?")
+                params.extend([self.start.to_pydatetime(), self.end.to_pydatetime()])
         return (" AND ".join(clauses) or "TRUE"), params
 
 
@@ -80,6 +85,7 @@ class Warehouse:
         self.path = Path(path)
         self._connect = connect or _default_connect(str(self.path))
         self.timeout_s = default_timeout() if timeout_s is None else float(timeout_s)
+        self._upgraded = False
 
     @contextmanager
     def connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -93,6 +99,9 @@ class Warehouse:
                 conn = self._open(stack, wait)
                 try:
                     conn.execute("SET TimeZone = 'UTC'")
+                    if not self._upgraded:
+                        _upgrade(conn)
+                        self._upgraded = True
                     yield conn
                 finally:
                     conn.close()  # dagster-duckdb does not close on error
@@ -136,8 +145,8 @@ class Warehouse:
                 raise DataError(violations[:MAX_LISTED], total=max(total, len(violations)))
             new = np.sort(np.concatenate([p.new for p in plans])) if plans else np.array([], int)
             if len(new):
-                conn.register("_frame", incoming.loc[new].drop(columns=list(PROVENANCE),
-                                                                errors="ignore"))
+                rows = incoming.loc[new].drop(columns=list(PROVENANCE), errors="ignore")
+                conn.register("_frame", stored(spec, rows))
                 conn.execute(f"INSERT INTO {spec.name} BY NAME SELECT * FROM _frame")
             spans = _merge.read_spans(conn, spec.name, symbols)
         return MergeResult(spec.name, len(new), sum(p.unchanged for p in plans), spans)
@@ -149,6 +158,9 @@ class Warehouse:
         window" ingest; ingests otherwise ``merge``.
         """
         data = frame.drop(columns=[c for c in PROVENANCE if c in frame])
+        spec = _spec(where.table)
+        if spec is not None:
+            data = stored(spec, conform(spec, data))
         clause, params = where.where()
         with self.connection() as conn, _transaction(conn):
             _create(conn, where.table, data)
@@ -172,9 +184,7 @@ class Warehouse:
                 ties = [c for c in (spec.key[1:] if spec is not None else ()) if c != order_by]
                 order = f" ORDER BY {', '.join([order_by, *ties, 'rowid'])}"
             frame = conn.execute(f"SELECT * FROM {where.table} WHERE {clause}{order}", params).df()
-        if spec is not None:
-            frame = frame.astype({c.name: c.dtype for c in spec.columns})
-        return frame
+        return conform(spec, frame) if spec is not None else frame
 
     def spans(self) -> pd.DataFrame:
         """Rows and first/last time per table and symbol, for every table with a ``symbol`` and a
@@ -184,14 +194,14 @@ class Warehouse:
             with self.connection() as conn:
                 for table, time_column in _timed_tables(conn):
                     part = conn.execute(
-                        f"SELECT ? AS \"table\", symbol, count(*) AS rows, min({time_column}) AS "
-                        f"first_ts, max({time_column}) AS last_ts FROM {table} GROUP BY symbol "
-                        "ORDER BY symbol", [table]).df()
+                        f"SELECT ? AS \"table\", symbol, count(*) AS rows, "
+                        f"epoch_ns(min({time_column})) AS first_ts, epoch_ns(max({time_column})) "
+                        f"AS last_ts FROM {table} GROUP BY symbol ORDER BY symbol", [table]).df()
                     parts.append(part)
         out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
             {c: [] for c in SPAN_COLUMNS})
         for column in ("first_ts", "last_ts"):
-            out[column] = pd.to_datetime(out[column], utc=True).astype("datetime64[us, UTC]")
+            out[column] = pd.to_datetime(out[column].astype("int64"), unit="ns", utc=True)
         return out.astype({"table": "string", "symbol": "string", "rows": "int64"})
 
     def span(self, where: Slice) -> Span:
@@ -207,8 +217,8 @@ class Warehouse:
             if time_column is None:
                 raise ValueError(f"{where.table} has no time column ({', '.join(TIME_COLUMNS)})")
             rows, lo, hi = conn.execute(
-                f"SELECT count(*), min({time_column}), max({time_column}) FROM {where.table} "
-                f"WHERE {clause}", params).fetchone()
+                f"SELECT count(*), epoch_ns(min({time_column})), epoch_ns(max({time_column})) "
+                f"FROM {where.table} WHERE {clause}", params).fetchone()
         return Span(int(rows), _merge._utc(lo), _merge._utc(hi))
 
     def row_counts(self) -> dict[str, int]:
@@ -275,3 +285,17 @@ def _timed_tables(conn) -> list[tuple[str, str]]:
         "WHERE NOT internal GROUP BY 1 ORDER BY 1").fetchall()
     return [(table, next(c for c in TIME_COLUMNS if c in columns)) for table, columns in rows
             if "symbol" in columns and any(c in columns for c in TIME_COLUMNS)]
+
+
+def _upgrade(conn) -> None:
+    """Bring a warehouse written before nanosecond times up to date: a market table whose ``ts``
+    is ``TIMESTAMPTZ`` (microseconds) becomes ``TIMESTAMP_NS`` holding the same UTC instants."""
+    old = conn.execute(
+        "SELECT schema_name || '.' || table_name FROM duckdb_columns() WHERE column_name = 'ts' "
+        "AND data_type = 'TIMESTAMP WITH TIME ZONE' AND schema_name || '.' || table_name IN "
+        f"({', '.join('?' for _ in TABLES)})", [t.name for t in TABLES.values()]).fetchall()
+    if not old:
+        return
+    with _transaction(conn):  # the session is UTC, so ::TIMESTAMP is the UTC wall time
+        for (table,) in old:
+            conn.execute(f"ALTER TABLE {table} ALTER ts TYPE TIMESTAMP_NS USING ts::TIMESTAMP")
