@@ -30,6 +30,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import KFold
 
 from .cv import PurgedKFold
+from .ensemble import hanley_mcneil_se as auc_standard_error
 from .insufficient import InsufficientData
 
 Z = 3.0  # standard errors within which the permuted-label AUC must sit around 0.5
@@ -93,14 +94,6 @@ def event_stride(n_events: int, max_samples: int) -> int:
         raise ValueError(f"max_samples must be at least {MIN_EVENTS} (the proof's minimum), "
                          f"got {max_samples}")
     return max(1, -(-n_events // max_samples))
-
-
-def auc_standard_error(auc: float, n_pos: int, n_neg: int) -> float:
-    """Hanley & McNeil (1982) standard error of an AUC."""
-    q1, q2 = auc / (2 - auc), 2 * auc * auc / (1 + auc)
-    var = ((auc * (1 - auc) + (n_pos - 1) * (q1 - auc ** 2) + (n_neg - 1) * (q2 - auc ** 2))
-           / (n_pos * n_neg))
-    return math.sqrt(max(var, 0.0))
 
 
 def _model(seed: int) -> RandomForestClassifier:
