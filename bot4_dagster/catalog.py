@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from .data import tables
 from .features import table as features
-from .ml import folds, labels, leakage, volatility
+from .ml import ensemble_report, folds, labels, leakage, oof, training, volatility
 from .perf import manifest
 
 _SYMBOL = ("VARCHAR", "Instrument as the source names it, e.g. BTCUSDT (the partition key)")
@@ -155,6 +155,50 @@ COMPUTED = {
                                 "Sharpe")),
         "value": (_FLOAT, "The measure's value (AUC in [0, 1], Sharpe ratio per event)"),
         "note": ("VARCHAR", "Standard error and pass/fail of the permuted-label tests"),
+    }),
+    "ml.base_models": (training.COLUMNS, {
+        "symbol": _SYMBOL,
+        "learner": ("VARCHAR", ("attention_lstm, hist_gradient_boosting, logistic (standardised) "
+                                "or extra_trees")),
+        "scheme": ("VARCHAR", "purged_kfold (out-of-fold) or walk_forward (trained on the past)"),
+        "split": ("BIGINT", "Split of the scheme in ml.cv_folds the model was trained on"),
+        "n_train": ("BIGINT", "Training samples (after purging and embargo)"),
+        "n_test": ("BIGINT", "Test samples the model predicted (never seen in training)"),
+        "seconds": (_FLOAT, "Wall time of the step: input fitting, training and prediction"),
+        "best_epoch": ("BIGINT", ("LSTM: epoch with the lowest inner-validation loss, whose "
+                                  "weights were kept; -1 for the other learners")),
+        "path": ("VARCHAR", "Directory of the stored model under BOT4_HOME/models/folds"),
+        "sha256": ("VARCHAR", "sha256 of the model file (safetensors or skops), checked on load"),
+        "size": ("BIGINT", "Bytes of the model and its fitted-inputs file"),
+        "history": ("VARCHAR", "LSTM: JSON list of epoch, train_loss, val_loss; [] otherwise"),
+        "attention": ("VARCHAR", ("LSTM: JSON attention weights (heads x L x L) of the split's "
+                                  "last test window; NULL otherwise")),
+    }),
+    "ml.oof_predictions": (oof.COLUMNS, {
+        "symbol": _SYMBOL,
+        "scheme": ("VARCHAR", "purged_kfold (every sample once) or walk_forward (past only)"),
+        "split": ("BIGINT", "Split whose model made the prediction"),
+        "t0": ("TIMESTAMPTZ", "Label start: the key into ml.labels"),
+        "learner": ("VARCHAR", "The base learner that predicted"),
+        "proba": (_FLOAT, ("Out-of-fold probability that the upper barrier is touched first, "
+                           "from a model that never trained on this sample")),
+        "y": ("TINYINT", "1 if the upper barrier was touched first (label > 0), else 0"),
+        "weight": (_FLOAT, "The label's average uniqueness, its weight in every score"),
+        "ret": (_FLOAT, "The event's return, what a strategy trading the prediction earns"),
+    }),
+    "ml.stacking_ensemble": (ensemble_report.COLUMNS, {
+        "symbol": _SYMBOL,
+        "evaluation": ("VARCHAR", ("walk_forward (headline: trained on the past, splits 1+) or "
+                                   "purged_kfold_oof (learners and nested-OOF stacking)")),
+        "model": ("VARCHAR", "A learner, a blend mode, or base_rate (the reference)"),
+        "kind": ("VARCHAR", "learner, blend or reference"),
+        "n": ("BIGINT", "Samples scored, all predicted out of sample"),
+        "auc": (_FLOAT, "Area under the ROC curve (average-rank ties)"),
+        "auc_se": (_FLOAT, "Hanley-McNeil standard error of the AUC"),
+        "log_loss": (_FLOAT, "Uniqueness-weighted log-loss, probabilities clipped to 1e-6"),
+        "log_loss_se": (_FLOAT, "Standard error of the weighted mean log-loss"),
+        "brier": (_FLOAT, "Uniqueness-weighted Brier score"),
+        "brier_se": (_FLOAT, "Standard error of the weighted mean Brier score"),
     }),
     "perf.manifest": (tuple(manifest.COLUMNS), {
         "benchmark": ("VARCHAR", "Benchmark name, group/case"),

@@ -22,6 +22,8 @@ CONFIGURATION_ERRORS = (FileNotFoundError, ValueError, ConnectionError, TimeoutE
 
 def _parser() -> argparse.ArgumentParser:
     from .data.formats import FORMATS
+    from .ml.learners import PROFILES
+    from .resources.training import ENV_PROFILE
 
     parser = argparse.ArgumentParser(prog="bot4", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -36,6 +38,9 @@ def _parser() -> argparse.ArgumentParser:
     what.add_argument("--parallel", type=int, default=3, metavar="N",
                       help="runs at once (default 3; each run also runs up to two independent "
                            "steps at once)")
+    what.add_argument("--profile", choices=sorted(PROFILES),
+                      help="training profile of the base learners (default quick, or "
+                           f"{ENV_PROFILE}); README, \"Models\"")
     what.add_argument("--verbose", action="store_true",
                       help="show Dagster's own output (code server, run workers, stack traces)")
     source = run.add_argument_group("source (also from BOT4_* environment variables)")
@@ -59,6 +64,18 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("status", help="rows and first/last timestamp per table and symbol")
     sub.add_parser("home", help="create and print DAGSTER_HOME (telemetry off)")
     return parser
+
+
+def _run_config(market_data, args: argparse.Namespace) -> dict:
+    """The source and the training profile as resource config of every launched run."""
+    from .resources.training import TrainingResource
+
+    training = TrainingResource.from_env()
+    if args.profile:
+        training = TrainingResource(profile=args.profile)
+    config = market_data.run_config()
+    config["resources"].update(training.run_config()["resources"])
+    return config
 
 
 def market_data_from(args: argparse.Namespace):
@@ -175,7 +192,7 @@ def run(args: argparse.Namespace) -> int:
         say_terminal(f"launching {len(plan.runs)} run(s), tag {INVOCATION_TAG}={invocation}")
         launcher = Launcher(instance, context, tags={INVOCATION_TAG: invocation,
                                                      "bot4/source": market_data.source.value},
-                            run_config=market_data.run_config(), parallel=args.parallel,
+                            run_config=_run_config(market_data, args), parallel=args.parallel,
                             say=say_terminal, verbose=args.verbose)
         outcomes = launcher.run(plan)
     print("\n" + summary(outcomes, invocation, log))

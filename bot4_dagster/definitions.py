@@ -14,7 +14,7 @@ from .assets import MODULES
 from .automation.jobs import build_jobs
 from .automation.schedules import SCHEDULES
 from .automation.sensors import SENSORS
-from .resources import MarketDataResource, WarehouseIOManager
+from .resources import MarketDataResource, StepIOManager, TrainingResource, WarehouseIOManager
 from .settings import warehouse_path
 
 ASSETS = dg.load_assets_from_modules(MODULES)
@@ -33,6 +33,8 @@ def build_definitions(market_data: MarketDataResource | None = None,
         sensors=SENSORS,
         resources={
             "io_manager": WarehouseIOManager(duckdb=DuckDBResource(database=database)),
+            "step_io": StepIOManager(),
+            "training": TrainingResource.from_env(),
             "market_data": market_data or MarketDataResource.from_env(),
         },
         executor=dg.multiprocess_executor.configured({

@@ -182,3 +182,63 @@ def plot_folds(schemes: list[tuple[str, np.ndarray]], title: str, width: int = 6
     axes[0, 0].set_title(title, fontsize=10)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
     return _png(fig)
+
+
+def plot_learning_curves(curves: dict[str, list[dict]], title: str) -> bytes:
+    """Training and validation loss per epoch, one panel per scheme, one colour per split."""
+    plt = _pyplot()
+    schemes = sorted({name.split(" ")[0] for name in curves})
+    fig, axes = plt.subplots(1, len(schemes), figsize=(WIDTH, 2.8), squeeze=False, sharey=True)
+    for ax, scheme in zip(axes[0], schemes, strict=True):
+        for i, (name, history) in enumerate(sorted(c for c in curves.items()
+                                                   if c[0].split(" ")[0] == scheme)):
+            epochs = [h["epoch"] for h in history]
+            colour = f"C{i % 10}"
+            ax.plot(epochs, [h["train_loss"] for h in history], color=colour, lw=1,
+                    label=name.split(" ", 1)[1])
+            ax.plot(epochs, [h["val_loss"] for h in history], color=colour, lw=1, ls="--")
+        ax.set_title(f"{scheme} (solid train, dashed validation)", fontsize=8)
+        ax.set_xlabel("epoch", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.legend(fontsize=6)
+    axes[0, 0].set_ylabel("weighted log-loss", fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def plot_attention(weights: np.ndarray, title: str) -> bytes:
+    """Attention of one window: one heatmap per head, queries down, keys across (causal)."""
+    plt = _pyplot()
+    heads = weights.shape[0]
+    fig, axes = plt.subplots(1, heads, figsize=(WIDTH, WIDTH / heads + 0.8), squeeze=False)
+    for h, ax in enumerate(axes[0]):
+        ax.imshow(weights[h], cmap="viridis", vmin=0, interpolation="nearest")
+        ax.set_title(f"head {h + 1}", fontsize=8)
+        ax.set_xlabel("key (bar)", fontsize=7)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    axes[0, 0].set_ylabel("query (bar)", fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def plot_scores(metrics: pd.DataFrame, title: str) -> bytes:
+    """AUC and log-loss per model with ±2 standard errors; the base rate as a reference line."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(WIDTH, 0.9 + 0.28 * len(metrics)), sharey=True)
+    y = np.arange(len(metrics))
+    for ax, (column, label) in zip(axes, (("auc", "AUC"), ("log_loss", "log-loss")), strict=True):
+        ax.errorbar(metrics[column], y, xerr=2 * metrics[f"{column}_se"], fmt="o", ms=3,
+                    capsize=2)
+        reference = metrics.loc[metrics["model"] == "base_rate", column]
+        if len(reference):
+            ax.axvline(float(reference.iloc[0]), color="grey", lw=0.8, ls="--")
+        ax.set_xlabel(f"{label} (±2 SE)", fontsize=8)
+        ax.tick_params(labelsize=7)
+    axes[0].set_yticks(y, metrics["model"], fontsize=7)
+    axes[0].invert_yaxis()
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return _png(fig)

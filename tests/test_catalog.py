@@ -4,6 +4,7 @@ feature numbers of docs/microstructure.md."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import warnings
@@ -19,9 +20,14 @@ from bot4_dagster.data import tables
 from bot4_dagster.features.microstructure import FEATURES, QUOTE_FEATURES
 from bot4_dagster.features.table import feature_table
 from bot4_dagster.kernels.bars import trades_to_bars
+from bot4_dagster.ml.dataset import learning_samples
+from bot4_dagster.ml.ensemble_report import ensemble_report
 from bot4_dagster.ml.folds import fold_splitters, folds_table
 from bot4_dagster.ml.labels import label_table
 from bot4_dagster.ml.leakage import leakage_proof_of_tables
+from bot4_dagster.ml.learners import PROFILES
+from bot4_dagster.ml.oof import SCHEMES, oof_table
+from bot4_dagster.ml.training import model_index, train_planned, training_plan
 from bot4_dagster.ml.volatility import estimate_volatility
 from bot4_dagster.perf.manifest import build_manifest
 
@@ -59,7 +65,11 @@ def produced(tmp_path_factory) -> dict[str, pd.DataFrame]:
     assert with_quotes["effective_spread"].notna().any()
     manifest = build_manifest(_report(tmp_path_factory.mktemp("bench"))).benchmarks
     assert len(manifest) == 1
+    models, oof, ensemble = _models(bars, features, labels, tmp_path_factory.mktemp("home"))
     return {
+        "ml.base_models": models,
+        "ml.oof_predictions": oof,
+        "ml.stacking_ensemble": ensemble,
         "features.microstructure_features": features,
         "features.microstructure_features (quotes)": with_quotes,
         "ml.garch_volatility": volatility,
@@ -69,6 +79,21 @@ def produced(tmp_path_factory) -> dict[str, pd.DataFrame]:
         "perf.manifest": manifest,
         **{spec.name: tables.stored(spec, spec.empty()) for spec in tables.TABLES.values()},
     }
+
+
+def _models(bars, features, labels, home: Path):
+    """Two quick learners over every split: the model index, the OOF rows, the ensemble report."""
+    folds = folds_table(labels, fold_splitters(labels), symbol="BTC-PERP")
+    samples = learning_samples(bars, features, labels, symbol="BTC-PERP")
+    settings = dataclasses.replace(PROFILES["quick"], trees=20)
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("BOT4_HOME", str(home))
+        rows = pd.concat([train_planned(job, samples, symbol="BTC-PERP", settings=settings)
+                          for job in training_plan(samples, folds, ("logistic", "extra_trees"),
+                                                   SCHEMES)], ignore_index=True)
+    oof = oof_table(rows, "BTC-PERP")
+    return (model_index(rows, "BTC-PERP"), oof,
+            ensemble_report(oof, labels, symbol="BTC-PERP").stored)
 
 
 def _duckdb_types(frame: pd.DataFrame) -> list[tuple[str, str]]:
@@ -87,7 +112,8 @@ def _canonical(columns) -> list[tuple[str, str]]:
 def test_every_warehouse_table_is_catalogued():
     assert set(CATALOG) == {
         "market.bars", "market.trades", "market.quotes", "features.microstructure_features",
-        "ml.garch_volatility", "ml.labels", "ml.cv_folds", "ml.leakage_proof", "perf.manifest"}
+        "ml.garch_volatility", "ml.labels", "ml.cv_folds", "ml.leakage_proof", "perf.manifest",
+        "ml.base_models", "ml.oof_predictions", "ml.stacking_ensemble"}
 
 
 @pytest.mark.parametrize("table", sorted(CATALOG))

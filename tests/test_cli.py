@@ -14,7 +14,17 @@ import pytest
 from conftest import FTX
 from pipeline import corrupt_copy
 
-from bot4_dagster.assets.keys import BARS, FEATURES, FOLDS, LABELS, LEAKAGE, VOLATILITY
+from bot4_dagster.assets.keys import (
+    BARS,
+    BASE_MODELS,
+    ENSEMBLE,
+    FEATURES,
+    FOLDS,
+    LABELS,
+    LEAKAGE,
+    OOF,
+    VOLATILITY,
+)
 from bot4_dagster.data.warehouse import Warehouse
 
 SLOW = pytest.mark.slow
@@ -43,14 +53,15 @@ def test_bot4_run_launches_runs_through_the_code_location(bundled_run):
     home, result = bundled_run
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
-    for expected in ("runs: 3/3 succeeded", "steps: 15 ok, 0 failed, 0 skipped",
+    for expected in ("runs: 3/3 succeeded", "steps: 19 ok, 0 failed, 0 skipped",
                      "checks: 8 passed, 0 failed", "market.bars", "5,031",
                      str(home / "warehouse.duckdb"), "make ui", "http://127.0.0.1:3000"):
         assert expected in out, expected
     # one line per step, none of Dagster's own console output
     for symbol in ("SP500", "NASDAQ"):
         for asset in ("market/bars", "features/microstructure_features", "ml/garch_volatility",
-                      "ml/labels", "ml/cv_folds", "ml/leakage_proof"):
+                      "ml/labels", "ml/cv_folds", "ml/leakage_proof", "ml/base_models",
+                      "ml/stacking_ensemble"):
             assert sum(line.split()[:3] == [symbol, asset, "ok"]
                        for line in out.splitlines()) == 1, (symbol, asset)
     assert "DEBUG" not in out and "code_server" not in out
@@ -69,7 +80,8 @@ def test_bot4_run_launches_runs_through_the_code_location(bundled_run):
         partitions = sorted(r.tags["dagster/partition"] for r in runs
                             if r.job_name == "symbol_pipeline")
         assert partitions == ["NASDAQ", "SP500"]
-        for key in (BARS, FEATURES, VOLATILITY, LABELS, FOLDS, LEAKAGE):
+        for key in (BARS, FEATURES, VOLATILITY, LABELS, FOLDS, LEAKAGE, BASE_MODELS, OOF,
+                    ENSEMBLE):
             assert instance.get_materialized_partitions(key) == {"NASDAQ", "SP500"}
 
 
@@ -150,13 +162,16 @@ def test_a_second_run_keeps_every_table_the_same(bundled_run):
     home, first = bundled_run
     assert first.returncode == 0
     counts = Warehouse(home / "warehouse.duckdb").row_counts()
-    second = bot4(home, "run", "--symbols", "SP500")
+    # everything again but the models (test_models_assets.py trains those; here they would
+    # only add a minute): ingest merges, computed stages replace their partition
+    second = bot4(home, "run", "--symbols", "SP500", "--select", "not group:models")
     assert second.returncode == 0, second.stdout + second.stderr
     assert "0 new, 5,031 unchanged" in second.stdout  # the merge found every bar stored
     assert Warehouse(home / "warehouse.duckdb").row_counts() == counts == {
         "features.microstructure_features": 10_062, "market.bars": 10_062,
         "ml.cv_folds": 234_310, "ml.garch_volatility": 10_062, "ml.labels": 10_042,
-        "ml.leakage_proof": 10, "perf.manifest": 0}
+        "ml.leakage_proof": 10, "perf.manifest": 0, "ml.base_models": 80,
+        "ml.oof_predictions": 73_648, "ml.stacking_ensemble": 30}
 
 
 @SLOW

@@ -13,6 +13,6 @@ warnings.filterwarnings("ignore", category=dg.PreviewWarning,
                         message=".*partitions_def on an AssetCheckSpec.*")
 
 # Imported after the filter on purpose: their asset checks warn as they are defined, at import.
-from . import features, ingest, labels, perf, volatility  # noqa: E402 - must follow the filter
+from . import features, ingest, labels, models, perf, volatility  # noqa: E402 - after the filter
 
-MODULES = [ingest, features, volatility, labels, perf]
+MODULES = [ingest, features, volatility, labels, models, perf]

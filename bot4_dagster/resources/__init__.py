@@ -1,6 +1,10 @@
-"""Dagster resources: the market-data source and the DuckDB warehouse I/O manager."""
+"""Dagster resources: the market-data source, the DuckDB warehouse I/O manager, and the step I/O
+manager that hands the training fan-out's intermediate results from op to op, and how the
+base learners train."""
 
 from .market_data import MarketDataResource
+from .step_io import StepIOManager
+from .training import TrainingResource
 from .warehouse import WarehouseIOManager
 
-__all__ = ["MarketDataResource", "WarehouseIOManager"]
+__all__ = ["MarketDataResource", "StepIOManager", "TrainingResource", "WarehouseIOManager"]

@@ -1,0 +1,101 @@
+"""``ml/base_models``, ``ml/oof_predictions`` and ``ml/stacking_ensemble`` in Dagster on the bundled
+S&P 500 bars (since 2016): one step per (learner, scheme, split), the stored tables, and the
+metadata a user reads (metrics with standard errors, diversity, PBO, DSR, plots)."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pytest
+from pipeline import materialize, metadata_of
+
+from bot4_dagster.assets.keys import (
+    BARS,
+    BASE_MODELS,
+    ENSEMBLE,
+    FEATURES,
+    FOLDS,
+    LABELS,
+    OOF,
+    VOLATILITY,
+)
+from bot4_dagster.automation.partitions import SYMBOLS
+from bot4_dagster.data.warehouse import Slice, Warehouse
+from bot4_dagster.definitions import build_definitions
+from bot4_dagster.ml.ensemble import BLEND_MODES
+from bot4_dagster.ml.learners import LEARNERS
+from bot4_dagster.resources import MarketDataResource
+
+SYMBOL = "SP500"
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("models")
+    defs = build_definitions(MarketDataResource(symbols=[SYMBOL]), str(tmp / "w.duckdb"))
+    with pytest.MonkeyPatch.context() as env, dg.instance_for_test() as instance:
+        env.setenv("BOT4_HOME", str(tmp / "bot4_home"))
+        instance.add_dynamic_partitions(SYMBOLS.name, [SYMBOL])
+        first = materialize(defs, instance, SYMBOL, BARS, FEATURES, VOLATILITY, LABELS, FOLDS,
+                            ops={"market__bars": {"start": "2016-01-01"}})
+        assert first.success
+        result = materialize(defs, instance, SYMBOL, BASE_MODELS, OOF, ENSEMBLE)
+        yield dict(result=result, warehouse=Warehouse(tmp / "w.duckdb"), home=tmp / "bot4_home")
+
+
+def test_every_learner_scheme_and_split_is_its_own_step(trained):
+    result = trained["result"]
+    assert result.success
+    steps = {e.step_key for e in result.all_events if e.is_step_success}
+    trained_steps = [s for s in steps if "train_split[" in s]
+    assert len(trained_steps) == len(LEARNERS) * 10  # 5 purged K-fold + 5 walk-forward splits
+    for learner in LEARNERS:
+        assert any(f"[{learner}_walk_forward_4]" in s for s in trained_steps), learner
+
+
+def test_the_stored_tables(trained):
+    warehouse = trained["warehouse"]
+    models = warehouse.read(Slice("ml.base_models", {"symbol": [SYMBOL]}), order_by=None)
+    assert len(models) == len(LEARNERS) * 10 and models["sha256"].str.len().eq(64).all()
+    oof = warehouse.read(Slice("ml.oof_predictions", {"symbol": [SYMBOL]}), order_by=None)
+    labels = warehouse.read(Slice("ml.labels", {"symbol": [SYMBOL]}), order_by="t0")
+    kfold = oof[oof["scheme"] == "purged_kfold"]
+    assert (kfold.groupby("learner")["t0"].nunique() == len(labels)).all()
+    ensemble = warehouse.read(Slice("ml.stacking_ensemble", {"symbol": [SYMBOL]}), order_by=None)
+    walk = ensemble[ensemble["evaluation"] == "walk_forward"]
+    assert set(walk["model"]) == {*LEARNERS, *BLEND_MODES, "base_rate"}
+
+
+def test_the_metadata_a_user_reads(trained):
+    result = trained["result"]
+    models = metadata_of(result, BASE_MODELS)
+    for key in ("training_seconds", "per_fold", "learning_curves", "attention"):
+        assert key in models, key
+    assert "data:image/png;base64," in models["attention"].value
+    ensemble = metadata_of(result, ENSEMBLE)
+    for key in ("walk_forward", "scores", "purged_kfold_oof", "weights", "diversity", "pairs",
+                "pbo", "deflated_sharpe_ratio", "selected"):
+        assert key in ensemble, key
+    assert 0 <= ensemble["pbo"].value <= 1
+    assert 0 <= ensemble["diversity_score"].value <= 1
+    logs = [e.message for e in result.all_events if e.event_type_value == "ENGINE_EVENT"]
+    assert logs  # the run's own events are there; per-epoch lines are in the step logs
+
+
+def test_the_training_profile_comes_from_the_flag_or_the_environment(monkeypatch):
+    from argparse import Namespace
+
+    from bot4_dagster.cli import _run_config
+    from bot4_dagster.resources.training import TrainingResource
+
+    source = MarketDataResource()
+    monkeypatch.delenv("BOT4_TRAINING_PROFILE", raising=False)
+    config = _run_config(source, Namespace(profile=None))["resources"]
+    assert config["training"]["config"]["profile"] == "quick" and "market_data" in config
+    monkeypatch.setenv("BOT4_TRAINING_PROFILE", "full")
+    assert _run_config(source, Namespace(profile=None))["resources"]["training"]["config"][
+        "profile"] == "full"
+    assert _run_config(source, Namespace(profile="quick"))["resources"]["training"]["config"][
+        "profile"] == "quick"
+    monkeypatch.setenv("BOT4_TRAINING_PROFILE", "fast")
+    with pytest.raises(ValueError, match="BOT4_TRAINING_PROFILE: unknown training profile 'fast'"):
+        TrainingResource.from_env()
