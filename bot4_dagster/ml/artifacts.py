@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import skops.io as sio
 from safetensors.numpy import load_file, save_file
 
 from ..settings import state_dir
@@ -68,6 +67,8 @@ def save_fold_model(fold: FoldModel, symbol: str, root: Path | None = None) -> S
             fold.model.save(staging / model_file)
         else:
             model_file = "model.skops"
+            import skops.io as sio  # here, not at the top: importing skops takes ~2.5 s
+
             sio.dump(fold.model, staging / model_file)
         _save_inputs(fold.inputs, staging / INPUTS)
         digest, inputs_digest = sha256_of(staging / model_file), sha256_of(staging / INPUTS)
@@ -96,6 +97,8 @@ def load_fold_model(stored: StoredModel):
 
         model = AttentionLSTM.load(path, sha256=stored.sha256)
     else:
+        import skops.io as sio
+
         untrusted = set(sio.get_untrusted_types(file=path)) - set(TRUSTED_TYPES)
         if untrusted:
             raise ValueError(f"{path}: refusing to load types outside the trusted list: "
