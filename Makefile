@@ -29,8 +29,12 @@ $(STAMP): pyproject.toml
 run: $(STAMP)  ## materialize every asset on the bundled data, then print a summary
 	@$(BIN)/bot4 run
 
-test: lint  ## make lint, then the whole test suite
-	@$(BIN)/pytest
+# one worker per core (pytest-xdist); a file's tests stay on one worker, so a module's shared
+# fixture (test_cli's bundled run) runs once
+TEST_WORKERS ?= 2
+
+test: lint  ## make lint, then the whole test suite on $(TEST_WORKERS) workers
+	@$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 # the rules the README promises, enforced: CI runs them as the first step of `make test`
 lint: $(STAMP)  ## ruff (E F W B I UP SIM RUF), mypy on kernels/ml/trading, import-linter layer contracts
