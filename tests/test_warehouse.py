@@ -210,3 +210,19 @@ def test_a_warehouse_with_microsecond_times_is_upgraded_in_place(tmp_path):
     pd.testing.assert_frame_equal(back, quotes.reset_index(drop=True))
     assert warehouse.merge("quotes", parse_file(QUOTES).frame).unchanged == len(quotes)
     assert Warehouse(path).read(everything).equals(back)  # a second upgrade changes nothing
+
+
+def test_a_computed_table_gains_the_columns_a_newer_stage_writes(tmp_path):
+    """An older warehouse takes a stage's new column: rows written before read back NULL."""
+    warehouse = Warehouse(tmp_path / "w.duckdb")
+    old = pd.DataFrame({"symbol": ["A", "B"], "t0": pd.to_datetime(["2022-01-01"] * 2, utc=True),
+                        "proba": [0.4, 0.6]})
+    warehouse.replace(Slice("ml.oof_predictions", {"symbol": ["A", "B"]}), old)
+    new = old[old.symbol == "A"].assign(proba=0.5, regime=pd.Series([2], dtype="int8"),
+                                        note=["fresh"])
+    assert warehouse.replace(Slice("ml.oof_predictions", {"symbol": ["A"]}), new) == 1
+    stored = warehouse.query("select * from ml.oof_predictions order by symbol")
+    assert list(stored.columns) == ["symbol", "t0", "proba", "regime", "note"]
+    assert stored.proba.tolist() == [0.5, 0.6]
+    assert stored.regime.iloc[0] == 2 and pd.isna(stored.regime.iloc[1])
+    assert stored.note.iloc[0] == "fresh" and pd.isna(stored.note.iloc[1])

@@ -164,6 +164,8 @@ class Warehouse:
         clause, params = where.where()
         with self.connection() as conn, _transaction(conn):
             _create(conn, where.table, data)
+            if spec is None:
+                _add_new_columns(conn, where.table, data)
             conn.execute(f"DELETE FROM {where.table} WHERE {clause}", params)
             if len(data):
                 conn.register("_frame", data)
@@ -258,6 +260,25 @@ def _create(conn, table: str, data: pd.DataFrame | None = None) -> None:
     typed = data.head(0).astype({c: "string" for c in data.columns if data[c].dtype == object})
     conn.register("_empty", typed)
     conn.execute(f"CREATE TABLE IF NOT EXISTS {table} AS SELECT * FROM _empty")
+
+
+def _add_new_columns(conn, table: str, data: pd.DataFrame) -> None:
+    """A computed table gains the columns a newer version of its stage writes (NULL in the rows
+    written before), so a warehouse from an older version takes the new rows."""
+    schema, name = table.split(".")
+    have = {c for (c,) in conn.execute(
+        "SELECT column_name FROM duckdb_columns() WHERE schema_name = ? AND table_name = ?",
+        [schema, name]).fetchall()}
+    new = [c for c in data.columns if c not in have]
+    if not new:
+        return
+    typed = data.head(0)[new].astype({c: "string" for c in new if data[c].dtype == object})
+    conn.register("_new_columns", typed)
+    types = dict(conn.execute("SELECT column_name, column_type FROM "
+                              "(DESCRIBE SELECT * FROM _new_columns)").fetchall())
+    conn.unregister("_new_columns")
+    for column in new:
+        conn.execute(f'ALTER TABLE {table} ADD COLUMN "{column}" {types[column]}')
 
 
 def _spec(table: str):
