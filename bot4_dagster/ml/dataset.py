@@ -179,6 +179,12 @@ class FoldInputs:
         filled = np.where(np.isfinite(values), values, self.median)
         return (filled - self.mean) / self.std
 
+    def regime_codes(self, samples: Samples, rows: np.ndarray) -> np.ndarray:
+        """The volatility regime at each sample's t0 (0 low .. 3 crisis, -1 undefined), on this
+        fold's GARCH and thresholds: what a regime calibrator looks up."""
+        sigma, _ = self.garch.volatility(samples.close)
+        return self.regimes.codes(sigma[samples.bar[rows]])
+
     def tabular(self, samples: Samples, rows: np.ndarray) -> np.ndarray:
         """(n, columns): the inputs at each sample's t0."""
         return self.matrix[samples.bar[rows]]

@@ -22,7 +22,7 @@ from .insufficient import InsufficientData
 from .learners import LSTM, Profile, fit_weighted, make_learner
 
 SCHEMES = ("purged_kfold", "walk_forward")  # OOF for blending; walk-forward for evaluation
-COLUMNS = ("symbol", "scheme", "split", "t0", "learner", "proba", "y", "weight", "ret")
+COLUMNS = ("symbol", "scheme", "split", "t0", "learner", "proba", "y", "weight", "ret", "regime")
 STAGE = "base models"
 
 
@@ -98,7 +98,8 @@ def oof_rows(samples: Samples, fold: FoldModel) -> pd.DataFrame:
     return pd.DataFrame({
         "scheme": fold.scheme, "split": fold.split, "t0": samples.t0[fold.test],
         "learner": fold.learner, "proba": fold.proba, "y": samples.y[fold.test],
-        "weight": samples.weight[fold.test], "ret": samples.ret[fold.test]})
+        "weight": samples.weight[fold.test], "ret": samples.ret[fold.test],
+        "regime": fold.inputs.regime_codes(samples, fold.test)})
 
 
 def oof_table(rows: pd.DataFrame, symbol: str) -> pd.DataFrame:
@@ -109,14 +110,15 @@ def oof_table(rows: pd.DataFrame, symbol: str) -> pd.DataFrame:
     frame = frame.sort_values(["scheme", "learner", "t0"], ignore_index=True)
     frame["t0"] = pd.to_datetime(frame["t0"], utc=True)
     return frame.astype({"symbol": "string", "scheme": "string", "learner": "string",
-                         "split": "int64", "y": "int8"})
+                         "split": "int64", "y": "int8", "regime": "int8"})
 
 
 def probability_matrix(oof: pd.DataFrame, scheme: str) -> pd.DataFrame:
     """One scheme's predictions wide: rows = samples (t0), columns = learners, plus y, weight,
-    ret and split. Only samples every learner predicted are kept."""
+    ret, split and regime. Only samples every learner predicted are kept."""
     part = oof[oof["scheme"] == scheme]
     wide = part.pivot_table(index="t0", columns="learner", values="proba", aggfunc="first")
-    meta = part.groupby("t0")[["y", "weight", "ret", "split"]].first()
+    extra = [c for c in ("y", "weight", "ret", "split", "regime") if c in part]
+    meta = part.groupby("t0")[extra].first()
     wide = wide.dropna()
     return wide.join(meta, how="inner").sort_index()
