@@ -13,7 +13,16 @@ from dataclasses import dataclass
 
 from .data import tables
 from .features import table as features
-from .ml import ensemble_report, folds, labels, leakage, oof, training, volatility
+from .ml import (
+    calibration_report,
+    ensemble_report,
+    folds,
+    labels,
+    leakage,
+    oof,
+    training,
+    volatility,
+)
 from .perf import manifest
 
 _SYMBOL = ("VARCHAR", "Instrument as the source names it, e.g. BTCUSDT (the partition key)")
@@ -185,6 +194,8 @@ COMPUTED = {
         "y": ("TINYINT", "1 if the upper barrier was touched first (label > 0), else 0"),
         "weight": (_FLOAT, "The label's average uniqueness, its weight in every score"),
         "ret": (_FLOAT, "The event's return, what a strategy trading the prediction earns"),
+        "regime": ("TINYINT", ("Volatility regime at t0 on the split's own GARCH and thresholds "
+                               "(0 low, 1 normal, 2 high, 3 crisis, -1 undefined)")),
     }),
     "ml.stacking_ensemble": (ensemble_report.COLUMNS, {
         "symbol": _SYMBOL,
@@ -199,6 +210,24 @@ COMPUTED = {
         "log_loss_se": (_FLOAT, "Standard error of the weighted mean log-loss"),
         "brier": (_FLOAT, "Uniqueness-weighted Brier score"),
         "brier_se": (_FLOAT, "Standard error of the weighted mean Brier score"),
+    }),
+    "ml.calibrator": (calibration_report.COLUMNS, {
+        "symbol": _SYMBOL,
+        "blend": ("VARCHAR", "The blend calibrated (its nested out-of-fold probability)"),
+        "scope": ("VARCHAR", "all rows, or the rows of one volatility regime"),
+        "method": ("VARCHAR", "uncalibrated, global isotonic or per regime isotonic"),
+        "n": ("BIGINT", "Samples scored, each by calibrators that never fitted on it"),
+        "brier": (_FLOAT, "Uniqueness-weighted Brier score"),
+        "brier_se": (_FLOAT, "Standard error of the weighted mean Brier score"),
+        "log_loss": (_FLOAT, "Uniqueness-weighted log-loss, probabilities clipped to 1e-6"),
+        "log_loss_se": (_FLOAT, "Standard error of the weighted mean log-loss"),
+        "ece": (_FLOAT, "Expected calibration error, 10 equal-width bins"),
+        "ece_quantile": (_FLOAT, "Expected calibration error, 10 equal-mass bins"),
+        "reliability": (_FLOAT, "Murphy reliability (miscalibration; lower is better)"),
+        "resolution": (_FLOAT, "Murphy resolution (separation of outcomes; higher is better)"),
+        "uncertainty": (_FLOAT, "Murphy uncertainty: base rate × (1 − base rate)"),
+        "brier_improvement": (_FLOAT, "1 − Brier / Brier of the uncalibrated blend"),
+        "brier_improvement_se": (_FLOAT, "Delta-method standard error of the improvement"),
     }),
     "perf.manifest": (tuple(manifest.COLUMNS), {
         "benchmark": ("VARCHAR", "Benchmark name, group/case"),

@@ -242,3 +242,31 @@ def plot_scores(metrics: pd.DataFrame, title: str) -> bytes:
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return _png(fig)
+
+
+def plot_reliability(curves: dict[str, dict], title: str) -> bytes:
+    """Reliability diagrams, one panel per scope (all rows, then each regime): the observed
+    frequency against the mean forecast per bin, one line per method, the diagonal as perfect
+    calibration. ``curves`` maps scope → method → a table with ``mean_predicted``,
+    ``mean_observed`` and ``count`` per bin (empty bins are skipped)."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(curves), figsize=(WIDTH, WIDTH / len(curves) + 1.1),
+                             squeeze=False, sharey=True)
+    for ax, (scope, methods) in zip(axes[0], curves.items(), strict=True):
+        ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls="--")
+        for i, (method, points) in enumerate(methods.items()):
+            used = np.asarray(points.count) > 0
+            ax.plot(np.asarray(points.mean_predicted)[used],
+                    np.asarray(points.mean_observed)[used], marker="o", ms=2, lw=1,
+                    color=f"C{i}", label=method)
+        ax.set_title(f"{scope} (n={int(np.sum(next(iter(methods.values())).count)):,})",
+                     fontsize=8)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("mean forecast", fontsize=7)
+        ax.tick_params(labelsize=6)
+    axes[0, 0].set_ylabel("observed frequency", fontsize=7)
+    axes[0, 0].legend(fontsize=6, loc="upper left")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return _png(fig)

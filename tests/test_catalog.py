@@ -20,6 +20,7 @@ from bot4_dagster.data import tables
 from bot4_dagster.features.microstructure import FEATURES, QUOTE_FEATURES
 from bot4_dagster.features.table import feature_table
 from bot4_dagster.kernels.bars import trades_to_bars
+from bot4_dagster.ml.calibration_report import calibration_report
 from bot4_dagster.ml.dataset import learning_samples
 from bot4_dagster.ml.ensemble_report import ensemble_report
 from bot4_dagster.ml.folds import fold_splitters, folds_table
@@ -65,8 +66,10 @@ def produced(tmp_path_factory) -> dict[str, pd.DataFrame]:
     assert with_quotes["effective_spread"].notna().any()
     manifest = build_manifest(_report(tmp_path_factory.mktemp("bench"))).benchmarks
     assert len(manifest) == 1
-    models, oof, ensemble = _models(bars, features, labels, tmp_path_factory.mktemp("home"))
+    models, oof, ensemble, calibration = _models(bars, features, labels,
+                                                 tmp_path_factory.mktemp("home"))
     return {
+        "ml.calibrator": calibration,
         "ml.base_models": models,
         "ml.oof_predictions": oof,
         "ml.stacking_ensemble": ensemble,
@@ -82,7 +85,8 @@ def produced(tmp_path_factory) -> dict[str, pd.DataFrame]:
 
 
 def _models(bars, features, labels, home: Path):
-    """Two quick learners over every split: the model index, the OOF rows, the ensemble report."""
+    """Two quick learners over every split: the model index, the OOF rows, the ensemble and
+    calibration reports."""
     folds = folds_table(labels, fold_splitters(labels), symbol="BTC-PERP")
     samples = learning_samples(bars, features, labels, symbol="BTC-PERP")
     settings = dataclasses.replace(PROFILES["quick"], trees=20)
@@ -93,7 +97,8 @@ def _models(bars, features, labels, home: Path):
                                                    SCHEMES)], ignore_index=True)
     oof = oof_table(rows, "BTC-PERP")
     return (model_index(rows, "BTC-PERP"), oof,
-            ensemble_report(oof, labels, symbol="BTC-PERP").stored)
+            ensemble_report(oof, labels, symbol="BTC-PERP").stored,
+            calibration_report(oof, folds, symbol="BTC-PERP", min_count=100).stored)
 
 
 def _duckdb_types(frame: pd.DataFrame) -> list[tuple[str, str]]:
@@ -113,7 +118,7 @@ def test_every_warehouse_table_is_catalogued():
     assert set(CATALOG) == {
         "market.bars", "market.trades", "market.quotes", "features.microstructure_features",
         "ml.garch_volatility", "ml.labels", "ml.cv_folds", "ml.leakage_proof", "perf.manifest",
-        "ml.base_models", "ml.oof_predictions", "ml.stacking_ensemble"}
+        "ml.base_models", "ml.oof_predictions", "ml.stacking_ensemble", "ml.calibrator"}
 
 
 @pytest.mark.parametrize("table", sorted(CATALOG))

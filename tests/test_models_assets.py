@@ -1,6 +1,7 @@
-"""``ml/base_models``, ``ml/oof_predictions`` and ``ml/stacking_ensemble`` in Dagster on the bundled
-S&P 500 bars (since 2016): one step per (learner, scheme, split), the stored tables, and the
-metadata a user reads (metrics with standard errors, diversity, PBO, DSR, plots)."""
+"""``ml/base_models``, ``ml/oof_predictions``, ``ml/stacking_ensemble`` and ``ml/calibrator`` in
+Dagster on the bundled S&P 500 bars (since 2016): one step per (learner, scheme, split), the
+stored tables, and the metadata a user reads (metrics with standard errors, diversity, PBO, DSR,
+calibration before and after, plots)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pipeline import materialize, metadata_of
 from bot4_dagster.assets.keys import (
     BARS,
     BASE_MODELS,
+    CALIBRATOR,
     ENSEMBLE,
     FEATURES,
     FOLDS,
@@ -23,6 +25,8 @@ from bot4_dagster.data.warehouse import Slice, Warehouse
 from bot4_dagster.definitions import build_definitions
 from bot4_dagster.ml.ensemble import BLEND_MODES
 from bot4_dagster.ml.learners import LEARNERS
+from bot4_dagster.ml.regime_calibration import METHODS
+from bot4_dagster.ml.regimes import REGIMES
 from bot4_dagster.resources import MarketDataResource
 
 SYMBOL = "SP500"
@@ -38,7 +42,7 @@ def trained(tmp_path_factory):
         first = materialize(defs, instance, SYMBOL, BARS, FEATURES, VOLATILITY, LABELS, FOLDS,
                             ops={"market__bars": {"start": "2016-01-01"}})
         assert first.success
-        result = materialize(defs, instance, SYMBOL, BASE_MODELS, OOF, ENSEMBLE)
+        result = materialize(defs, instance, SYMBOL, BASE_MODELS, OOF, ENSEMBLE, CALIBRATOR)
         yield dict(result=result, warehouse=Warehouse(tmp / "w.duckdb"), home=tmp / "bot4_home")
 
 
@@ -63,6 +67,11 @@ def test_the_stored_tables(trained):
     ensemble = warehouse.read(Slice("ml.stacking_ensemble", {"symbol": [SYMBOL]}), order_by=None)
     walk = ensemble[ensemble["evaluation"] == "walk_forward"]
     assert set(walk["model"]) == {*LEARNERS, *BLEND_MODES, "base_rate"}
+    calibration = warehouse.read(Slice("ml.calibrator", {"symbol": [SYMBOL]}), order_by=None)
+    overall = calibration[calibration["scope"] == "all"]
+    assert list(overall["method"]) == list(METHODS)
+    assert (overall["n"] == len(labels)).all()  # every sample, each scored out of fold
+    assert set(calibration["scope"]) <= {"all", *REGIMES}
 
 
 def test_the_metadata_a_user_reads(trained):
@@ -77,6 +86,12 @@ def test_the_metadata_a_user_reads(trained):
         assert key in ensemble, key
     assert 0 <= ensemble["pbo"].value <= 1
     assert 0 <= ensemble["diversity_score"].value <= 1
+    calibration = metadata_of(result, CALIBRATOR)
+    for key in ("brier_improvement", "brier_improvement_se", "overall", "brier_decomposition",
+                "per_regime", "maps", "reliability"):
+        assert key in calibration, key
+    assert "data:image/png;base64," in calibration["reliability"].value
+    assert calibration["brier_improvement_se"].value > 0
     logs = [e.message for e in result.all_events if e.event_type_value == "ENGINE_EVENT"]
     assert logs  # the run's own events are there; per-epoch lines are in the step logs
 

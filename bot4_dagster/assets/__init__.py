@@ -13,6 +13,14 @@ warnings.filterwarnings("ignore", category=dg.PreviewWarning,
                         message=".*partitions_def on an AssetCheckSpec.*")
 
 # Imported after the filter on purpose: their asset checks warn as they are defined, at import.
-from . import features, ingest, labels, models, perf, volatility  # noqa: E402 - after the filter
+from . import (  # noqa: E402 - after the filter
+    calibration,
+    features,
+    ingest,
+    labels,
+    models,
+    perf,
+    volatility,
+)
 
-MODULES = [ingest, features, volatility, labels, models, perf]
+MODULES = [ingest, features, volatility, labels, models, calibration, perf]
