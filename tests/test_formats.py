@@ -275,7 +275,7 @@ def test_missing_column(tmp_path, source, column):
     ("empty.csv", b""),
     ("empty.csv.gz", b""),
     ("header_only.csv", "timestamp,open,high,low,close,volume\n"),
-    ("header_only.csv.gz", gzip.compress(b"timestamp,open,high,low,close,volume\n")),
+    ("header_only.csv.gz", gzip.compress(b"timestamp,open,high,low,close,volume\n", mtime=0)),
 ])
 def test_empty_and_header_only_files(tmp_path, name, content):
     path = write(tmp_path / name, content)
