@@ -1155,6 +1155,30 @@ class DurableOrderMachine(OrderMachine):
             self.tmp.cleanup()
 
 
+def test_a_held_oto_child_resized_after_a_partial_fill_is_released_as_a_restart_would():
+    """Found by the state machine: a partial fill too small to release any of the child, then a
+    larger child. The manager must release what the parent's fill now covers at once, not only
+    when a restart re-syncs the list."""
+    venue, clock = MirrorVenue(), Clock()
+    store = MemoryStore()
+    m = OrderManager(venue, INSTRUMENTS, store, config=OrderConfig(oto_trigger="partial"),
+                     clock=clock)
+    for symbol, price in REF.items():
+        m.on_price(symbol, price)
+    m.submit_oto(OrderSpec("ETHUSDT", Side.BUY, D("0.40")),
+                 [OrderSpec("ETHUSDT", Side.SELL, D("0.07"), OrderType.LIMIT, price=D(180))])
+    venue.orders["L1.P"].filled = D("0.04")
+    venue.positions["ETHUSDT"] = D("0.04")
+    m.apply(OrderFilled("L1.P", D("0.04"), D(200), trade_id="t1"))
+    assert m.orders["L1.C1"].status is OrderStatus.INITIALIZED  # 0.07 x 10 % is below a step
+    m.modify("L1.C1", qty=D("0.10"))
+    assert m.orders["L1.C1"].status is OrderStatus.PENDING and m.orders["L1.C1"].qty == D("0.01")
+    restored = OrderManager.restore(store, venue, INSTRUMENTS, config=m.config, clock=clock)
+    for symbol, price in REF.items():
+        restored.on_price(symbol, price)
+    assert restored.rows() == m.rows()
+
+
 # 1,000 random sequences per run here (600 in memory, 400 durable), and 500 more in
 # test_order_hardening's machine, which runs the same rules among its hostile ones (about 30 s in
 # all); a 12,000-sequence run of 60 steps passed too

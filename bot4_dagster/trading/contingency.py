@@ -355,7 +355,9 @@ def after_reject(book: Book, lst: OrderList, o: Order) -> None:
 
 def after_modify(book: Book, lst: OrderList, o: Order, qty_changed: bool) -> None:
     """A user modify of ``o``: a bracket resizes as one, an OCO/OUO size cascades to the
-    sibling, an OTO parent's children follow it; reduce-only orders stay inside the position."""
+    sibling, an OTO parent's children follow it and a held child's new size is released as far
+    as the parent has already filled (what a restart's sync would do); reduce-only orders stay
+    inside the position."""
     if lst.kind is ListKind.BRACKET:
         entry = book.orders[lst.order_ids[0]]
         if qty_changed and o is not entry:
@@ -365,7 +367,7 @@ def after_modify(book: Book, lst: OrderList, o: Order, qty_changed: bool) -> Non
         for s in book.legs(lst):
             if s is not o and s.is_working:
                 book.resize(s, s.filled_qty + o.leaves)
-    elif lst.kind is ListKind.OTO and o.role is Role.ENTRY:
+    elif lst.kind is ListKind.OTO:
         sync_oto(book, lst)
     if qty_changed:  # prices never change what reduce-only orders may hold
         reconcile(book, o.instrument)
