@@ -13,7 +13,6 @@ import math
 import os
 import platform
 import re
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -22,6 +21,8 @@ from functools import cached_property
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from ..provenance import git_commit
 
 SCHEMA_VERSION = 1
 DEFAULT_MIN_TIME = 1.0
@@ -293,19 +294,6 @@ def _versions() -> dict[str, str | None]:
     return out
 
 
-def _git_commit(cwd: Path | None = None) -> str | None:
-    try:
-        proc = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    if proc.returncode != 0:
-        return None
-    return proc.stdout.strip() or None
-
-
 def _host() -> dict[str, Any]:
     from bot4_dagster.kernels.cpu import cpu_info
 
@@ -327,7 +315,7 @@ class Report:
     host: dict[str, Any] = field(default_factory=_host)
     versions: dict[str, str | None] = field(default_factory=_versions)
     created: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
-    git_commit: str | None = field(default_factory=_git_commit)
+    git_commit: str | None = field(default_factory=git_commit)
     on_record: Callable[[Benchmark], Any] | None = field(default=None, repr=False, compare=False)
 
     def wants(self, name: str, group: str = "") -> bool:
