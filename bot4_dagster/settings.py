@@ -39,6 +39,11 @@ def cache_dir() -> Path:
     return state_dir() / "cache"
 
 
+def candidates_dir() -> Path:
+    """Where model candidate bundles are stored, one directory each."""
+    return state_dir() / "models" / "candidates"
+
+
 def bench_dir() -> Path:
     """Where ``make bench`` writes its reports."""
     return state_dir() / "bench"

@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 from safetensors.numpy import save_file
 
-from ..settings import state_dir
+from ..settings import candidates_dir
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -84,10 +84,6 @@ class Bundle:
     manifest: dict[str, Any]
     arrays: Mapping[str, np.ndarray]
     buffer: mmap.mmap  # the whole weights file; every array is a view into it
-
-
-def candidates_dir() -> Path:
-    return state_dir() / "models" / "candidates"
 
 
 # --- writing ---------------------------------------------------------------------------------
@@ -212,6 +208,12 @@ def read_bundle(path: Path | str, *, max_bytes: int = MAX_BYTES) -> Bundle:
     arrays = {name: _view(buffer, start, name, entry, weights)
               for name, entry in entries.items()}
     return Bundle(path, path.name, manifest, MappingProxyType(arrays), buffer)
+
+
+def read_manifest(path: Path | str) -> dict[str, Any]:
+    """The manifest of the bundle at ``path``, checked (JSON, format version, required keys, its
+    sha256 as the directory's name) without reading the weights: for listing bundles."""
+    return _read_manifest(Path(path))
 
 
 def _fail(path: Path, rule: str) -> BundleError:

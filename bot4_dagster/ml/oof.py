@@ -71,8 +71,10 @@ def learner_inputs(samples: Samples, inputs: FoldInputs, rows: np.ndarray, learn
 
 def train_fold(samples: Samples, train: np.ndarray, test: np.ndarray, learner: str,
                settings: Profile, *, scheme: str = "", split: int = 0, seed: int = 0,
-               progress=None, symbol: str | None = None) -> FoldModel:
-    """Fit the inputs and ``learner`` on ``train`` and predict ``test``."""
+               progress=None, symbol: str | None = None,
+               inputs: FoldInputs | None = None) -> FoldModel:
+    """Fit the inputs (unless given, already fitted on ``train``) and ``learner`` on ``train``
+    and predict ``test``."""
     counts = np.bincount(samples.y[train], minlength=2)
     if counts.min() == 0:
         missing = "label > 0 (upper barrier)" if counts[1] == 0 else "label <= 0"
@@ -80,7 +82,8 @@ def train_fold(samples: Samples, train: np.ndarray, test: np.ndarray, learner: s
                                f"events with {missing} in the training set of {scheme} split "
                                f"{split}", "a classifier needs both classes to learn from")
     started = time.perf_counter()
-    inputs = FoldInputs.fit(samples, train, symbol=symbol)
+    if inputs is None:
+        inputs = FoldInputs.fit(samples, train, symbol=symbol)
     x_train = learner_inputs(samples, inputs, train, learner, settings)
     extra = {}
     if learner == LSTM:  # its early-stopping split is purged by the label spans

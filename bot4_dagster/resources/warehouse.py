@@ -3,8 +3,8 @@ warehouse lock.
 
 The database path comes from dagster-duckdb's ``DuckDBResource``; connections are the
 warehouse's own (locked, transactional). The asset key names the table (``["market", "bars"]``
--> ``market.bars``); a partitioned asset names its partition column with
-``metadata={"partition_expr": "symbol"}``. Two kinds of writes:
+-> ``market.bars``) unless its ``table`` metadata names another; a partitioned asset names its
+partition column with ``metadata={"partition_expr": "symbol"}``. Two kinds of writes:
 
 - an ingest hands over ``Ingested`` rows, which are merged by key (nothing stored is deleted;
   a contradicting row fails the step with file, row and rule), or, only when asked, replace one
@@ -92,7 +92,8 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
 def table_slice(context: dg.InputContext | dg.OutputContext, metadata: dict) -> Slice:
     """The rows of the table that the context's partitions own."""
     path = context.asset_key.path
-    table = ".".join(path[-2:]) if len(path) > 1 else f"main.{path[0]}"
+    table = metadata.get("table") or (".".join(path[-2:]) if len(path) > 1
+                                      else f"main.{path[0]}")
     if not context.has_asset_partitions:
         return Slice(table, {})
     column = metadata.get("partition_expr")
