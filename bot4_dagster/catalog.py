@@ -15,6 +15,7 @@ from .data import tables
 from .features import table as features
 from .ml import (
     calibration_report,
+    candidate,
     ensemble_report,
     folds,
     labels,
@@ -228,6 +229,26 @@ COMPUTED = {
         "uncertainty": (_FLOAT, "Murphy uncertainty: base rate × (1 − base rate)"),
         "brier_improvement": (_FLOAT, "1 − Brier / Brier of the uncalibrated blend"),
         "brier_improvement_se": (_FLOAT, "Delta-method standard error of the improvement"),
+    }),
+    "ml.model_candidates": (candidate.COLUMNS, {
+        "symbol": _SYMBOL,
+        "id": ("VARCHAR", ("Bundle id: the first 16 hex digits of its manifest's sha256, and the "
+                           "name of its directory")),
+        "created_at": ("TIMESTAMPTZ", "When the bundle was built"),
+        "profile": ("VARCHAR", "Training profile of the learners (quick or full)"),
+        "blend": ("VARCHAR", "Blend mode of the learners' probabilities (weighted)"),
+        "learners": ("VARCHAR", "The learners, comma-separated, in the order of the blend"),
+        "features": ("BIGINT", "Inputs per bar the learners read (names in the manifest)"),
+        "window": ("BIGINT", "Bars of inputs the attention LSTM reads, up to t0"),
+        "samples": ("BIGINT", "Labelled samples every learner was fitted on"),
+        "train_start": ("TIMESTAMPTZ", "First label start (t0) trained on"),
+        "train_end": ("TIMESTAMPTZ", "Last label end (t1) trained on"),
+        "git_commit": ("VARCHAR", "Commit of the code that built it (NULL outside git)"),
+        "run_id": ("VARCHAR", "Dagster run that built it"),
+        "parent": ("VARCHAR", "The symbol's previous candidate when it was built (NULL: first)"),
+        "sha256": ("VARCHAR", "sha256 of manifest.json, which holds every file's sha256"),
+        "size": ("BIGINT", "Bytes of the bundle: manifest and weights.safetensors"),
+        "path": ("VARCHAR", "Directory of the bundle under BOT4_HOME/models/candidates"),
     }),
     "perf.manifest": (tuple(manifest.COLUMNS), {
         "benchmark": ("VARCHAR", "Benchmark name, group/case"),

@@ -15,7 +15,7 @@ import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
-from .settings import dagster_home, state_dir, warehouse_path
+from .settings import candidates_dir, dagster_home, state_dir, warehouse_path
 
 CONFIGURATION_ERRORS = (FileNotFoundError, ValueError, ConnectionError, TimeoutError)
 
@@ -236,6 +236,9 @@ def summary(outcomes, invocation: str, log: Path | None) -> str:
         if o.status in ("failed", "skipped"):
             lines.append(f"{o.status.upper()} {o.planned.label}: {o.error}")
     lines += ["", _status()]
+    if candidates_dir().is_dir():
+        lines.append(f"model candidates: {candidates_dir()}  (one bundle per directory; "
+                     "indexed in ml.model_candidates)")
     lines.append(f"Dagster runs: {dagster_home()}  ->  `make ui`, then open "
                  f"http://127.0.0.1:3000/runs and filter by tag bot4/invocation={invocation}")
     if log is not None:

@@ -21,6 +21,7 @@ from bot4_dagster.features.microstructure import FEATURES, QUOTE_FEATURES
 from bot4_dagster.features.table import feature_table
 from bot4_dagster.kernels.bars import trades_to_bars
 from bot4_dagster.ml.calibration_report import calibration_report
+from bot4_dagster.ml.candidate import build_candidate, candidate_index
 from bot4_dagster.ml.dataset import learning_samples
 from bot4_dagster.ml.ensemble_report import ensemble_report
 from bot4_dagster.ml.folds import fold_splitters, folds_table
@@ -66,10 +67,11 @@ def produced(tmp_path_factory) -> dict[str, pd.DataFrame]:
     assert with_quotes["effective_spread"].notna().any()
     manifest = build_manifest(_report(tmp_path_factory.mktemp("bench"))).benchmarks
     assert len(manifest) == 1
-    models, oof, ensemble, calibration = _models(bars, features, labels,
-                                                 tmp_path_factory.mktemp("home"))
+    models, oof, ensemble, calibration, candidates = _models(bars, features, labels,
+                                                             tmp_path_factory.mktemp("home"))
     return {
         "ml.calibrator": calibration,
+        "ml.model_candidates": candidates,
         "ml.base_models": models,
         "ml.oof_predictions": oof,
         "ml.stacking_ensemble": ensemble,
@@ -86,7 +88,7 @@ def produced(tmp_path_factory) -> dict[str, pd.DataFrame]:
 
 def _models(bars, features, labels, home: Path):
     """Two quick learners over every split: the model index, the OOF rows, the ensemble and
-    calibration reports."""
+    calibration reports, and the index of the candidate built from them."""
     folds = folds_table(labels, fold_splitters(labels), symbol="BTC-PERP")
     samples = learning_samples(bars, features, labels, symbol="BTC-PERP")
     settings = dataclasses.replace(PROFILES["quick"], trees=20)
@@ -95,10 +97,12 @@ def _models(bars, features, labels, home: Path):
         rows = pd.concat([train_planned(job, samples, symbol="BTC-PERP", settings=settings)
                           for job in training_plan(samples, folds, ("logistic", "extra_trees"),
                                                    SCHEMES)], ignore_index=True)
-    oof = oof_table(rows, "BTC-PERP")
+        oof = oof_table(rows, "BTC-PERP")
+        build_candidate(samples, oof, folds, symbol="BTC-PERP", settings=settings).write()
+        candidates = candidate_index("BTC-PERP")
     return (model_index(rows, "BTC-PERP"), oof,
             ensemble_report(oof, labels, symbol="BTC-PERP").stored,
-            calibration_report(oof, folds, symbol="BTC-PERP", min_count=100).stored)
+            calibration_report(oof, folds, symbol="BTC-PERP", min_count=100).stored, candidates)
 
 
 def _duckdb_types(frame: pd.DataFrame) -> list[tuple[str, str]]:
@@ -118,7 +122,8 @@ def test_every_warehouse_table_is_catalogued():
     assert set(CATALOG) == {
         "market.bars", "market.trades", "market.quotes", "features.microstructure_features",
         "ml.garch_volatility", "ml.labels", "ml.cv_folds", "ml.leakage_proof", "perf.manifest",
-        "ml.base_models", "ml.oof_predictions", "ml.stacking_ensemble", "ml.calibrator"}
+        "ml.base_models", "ml.oof_predictions", "ml.stacking_ensemble", "ml.calibrator",
+        "ml.model_candidates"}
 
 
 @pytest.mark.parametrize("table", sorted(CATALOG))

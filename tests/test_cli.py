@@ -18,6 +18,7 @@ from bot4_dagster.assets.keys import (
     BARS,
     BASE_MODELS,
     CALIBRATOR,
+    CANDIDATE,
     ENSEMBLE,
     FEATURES,
     FOLDS,
@@ -54,15 +55,15 @@ def test_bot4_run_launches_runs_through_the_code_location(bundled_run):
     home, result = bundled_run
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
-    for expected in ("runs: 3/3 succeeded", "steps: 21 ok, 0 failed, 0 skipped",
-                     "checks: 8 passed, 0 failed", "market.bars", "5,031",
+    for expected in ("runs: 3/3 succeeded", "steps: 25 ok, 0 failed, 0 skipped",
+                     "checks: 10 passed, 0 failed", "market.bars", "5,031",
                      str(home / "warehouse.duckdb"), "make ui", "http://127.0.0.1:3000"):
         assert expected in out, expected
     # one line per step, none of Dagster's own console output
     for symbol in ("SP500", "NASDAQ"):
         for asset in ("market/bars", "features/microstructure_features", "ml/garch_volatility",
                       "ml/labels", "ml/cv_folds", "ml/leakage_proof", "ml/base_models",
-                      "ml/stacking_ensemble", "ml/calibrator"):
+                      "ml/stacking_ensemble", "ml/calibrator", "ml/model_candidate"):
             assert sum(line.split()[:3] == [symbol, asset, "ok"]
                        for line in out.splitlines()) == 1, (symbol, asset)
     assert "DEBUG" not in out and "code_server" not in out
@@ -82,7 +83,7 @@ def test_bot4_run_launches_runs_through_the_code_location(bundled_run):
                             if r.job_name == "symbol_pipeline")
         assert partitions == ["NASDAQ", "SP500"]
         for key in (BARS, FEATURES, VOLATILITY, LABELS, FOLDS, LEAKAGE, BASE_MODELS, OOF,
-                    ENSEMBLE, CALIBRATOR):
+                    ENSEMBLE, CALIBRATOR, CANDIDATE):
             assert instance.get_materialized_partitions(key) == {"NASDAQ", "SP500"}
 
 
@@ -175,7 +176,8 @@ def test_a_second_run_keeps_every_table_the_same(bundled_run):
         "features.microstructure_features": 10_062, "market.bars": 10_062,
         "ml.cv_folds": 234_310, "ml.garch_volatility": 10_062, "ml.labels": 10_042,
         "ml.leakage_proof": 10, "perf.manifest": 0, "ml.base_models": 80,
-        "ml.oof_predictions": 73_648, "ml.stacking_ensemble": 30, "ml.calibrator": 30}
+        "ml.oof_predictions": 73_648, "ml.stacking_ensemble": 30, "ml.calibrator": 30,
+        "ml.model_candidates": 1}
 
 
 @SLOW

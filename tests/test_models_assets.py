@@ -1,11 +1,15 @@
-"""``ml/base_models``, ``ml/oof_predictions``, ``ml/stacking_ensemble`` and ``ml/calibrator`` in
-Dagster on the bundled S&P 500 bars (since 2016): one step per (learner, scheme, split), the
-stored tables, and the metadata a user reads (metrics with standard errors, diversity, PBO, DSR,
-calibration before and after, plots)."""
+"""``ml/base_models``, ``ml/oof_predictions``, ``ml/stacking_ensemble``, ``ml/calibrator`` and
+``ml/model_candidate`` in Dagster on the bundled S&P 500 bars (since 2016): one step per
+(learner, scheme, split), the stored tables, the metadata a user reads (metrics with standard
+errors, diversity, PBO, DSR, calibration before and after, plots), and the candidate's bundle,
+lineage and blocking check."""
 
 from __future__ import annotations
 
+import shutil
+
 import dagster as dg
+import pandas as pd
 import pytest
 from pipeline import materialize, metadata_of
 
@@ -13,6 +17,7 @@ from bot4_dagster.assets.keys import (
     BARS,
     BASE_MODELS,
     CALIBRATOR,
+    CANDIDATE,
     ENSEMBLE,
     FEATURES,
     FOLDS,
@@ -23,6 +28,7 @@ from bot4_dagster.assets.keys import (
 from bot4_dagster.automation.partitions import SYMBOLS
 from bot4_dagster.data.warehouse import Slice, Warehouse
 from bot4_dagster.definitions import build_definitions
+from bot4_dagster.ml.bundle import read_bundle
 from bot4_dagster.ml.ensemble import BLEND_MODES
 from bot4_dagster.ml.learners import LEARNERS
 from bot4_dagster.ml.regime_calibration import METHODS
@@ -42,8 +48,11 @@ def trained(tmp_path_factory):
         first = materialize(defs, instance, SYMBOL, BARS, FEATURES, VOLATILITY, LABELS, FOLDS,
                             ops={"market__bars": {"start": "2016-01-01"}})
         assert first.success
-        result = materialize(defs, instance, SYMBOL, BASE_MODELS, OOF, ENSEMBLE, CALIBRATOR)
-        yield dict(result=result, warehouse=Warehouse(tmp / "w.duckdb"), home=tmp / "bot4_home")
+        result = materialize(defs, instance, SYMBOL, BASE_MODELS, OOF, ENSEMBLE, CALIBRATOR,
+                             CANDIDATE)
+        again = materialize(defs, instance, SYMBOL, CANDIDATE)
+        yield dict(result=result, again=again, warehouse=Warehouse(tmp / "w.duckdb"),
+                   home=tmp / "bot4_home", instance=instance)
 
 
 def test_every_learner_scheme_and_split_is_its_own_step(trained):
@@ -94,6 +103,57 @@ def test_the_metadata_a_user_reads(trained):
     assert calibration["brier_improvement_se"].value > 0
     logs = [e.message for e in result.all_events if e.event_type_value == "ENGINE_EVENT"]
     assert logs  # the run's own events are there; per-epoch lines are in the step logs
+
+
+def test_the_candidate_bundle_is_stored_indexed_checked_and_has_lineage(trained):
+    first, again = trained["result"], trained["again"]
+    assert again.success
+    index = trained["warehouse"].read(Slice("ml.model_candidates", {"symbol": [SYMBOL]}),
+                                      order_by="created_at")
+    assert len(index) == 2  # every stored bundle of the symbol, oldest first
+    older, newer = index.iloc[0], index.iloc[1]
+    assert newer["parent"] == older["id"] and pd.isna(older["parent"])
+    assert newer["run_id"] == again.run_id and older["run_id"] == first.run_id
+    assert set(newer["learners"].split(",")) == set(LEARNERS)
+    bundle = read_bundle(newer["path"])  # verifies every sha256 and the header
+    assert str(trained["home"]) in newer["path"] and bundle.id == newer["id"]
+    lineage = bundle.manifest["lineage"]
+    assert lineage["partitions"] == {"symbol": SYMBOL} and lineage["profile"] == "quick"
+    assert lineage["git_commit"] is None or len(lineage["git_commit"]) == 40
+    assert set(lineage["data_versions"]) == {"market/bars", "features/microstructure_features",
+                                             "ml/labels", "ml/cv_folds", "ml/oof_predictions"}
+    assert all(lineage["data_versions"].values())
+    meta = metadata_of(again, CANDIDATE)
+    assert meta["bundle_id"].value == newer["id"] and meta["bytes"].value == newer["size"]
+    assert meta["path"].value == newer["path"] and meta["parent"].value == older["id"]
+    for key in ("lineage", "fit_seconds", "blend_weights", "calibration_maps", "sha256"):
+        assert key in meta, key
+    checks = list(again.get_asset_check_evaluations())
+    assert len(checks) == 1 and checks[0].passed
+    comparisons = checks[0].metadata["comparisons"].value.records
+    assert len(comparisons) == len(LEARNERS) + 7 and all(r.data["passed"] for r in comparisons)
+
+
+def test_a_tampered_bundle_fails_the_blocking_check(trained, tmp_path):
+    from bot4_dagster.ml.bundle import WEIGHTS
+    from bot4_dagster.ml.candidate_check import check_newest
+    from bot4_dagster.ml.dataset import learning_samples
+
+    warehouse = trained["warehouse"]
+    tables = {name: warehouse.read(Slice(name, {"symbol": [SYMBOL]}), order_by=None)
+              for name in ("market.bars", "features.microstructure_features", "ml.labels",
+                           "ml.oof_predictions", "ml.cv_folds", "ml.model_candidates")}
+    samples = learning_samples(tables["market.bars"], tables["features.microstructure_features"],
+                               tables["ml.labels"], symbol=SYMBOL)
+    index = tables["ml.model_candidates"]
+    copy = tmp_path / index["id"].iloc[-1]
+    shutil.copytree(index["path"].iloc[-1], copy)
+    data = bytearray((copy / WEIGHTS).read_bytes())
+    data[-3] ^= 0xFF
+    (copy / WEIGHTS).write_bytes(bytes(data))
+    result = check_newest(index.assign(path=str(copy)), samples, tables["ml.oof_predictions"],
+                          tables["ml.cv_folds"], symbol=SYMBOL)
+    assert not result.passed and "sha256" in result.problem and WEIGHTS in result.problem
 
 
 def test_the_training_profile_comes_from_the_flag_or_the_environment(monkeypatch):

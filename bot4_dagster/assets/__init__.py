@@ -15,6 +15,7 @@ warnings.filterwarnings("ignore", category=dg.PreviewWarning,
 # Imported after the filter on purpose: their asset checks warn as they are defined, at import.
 from . import (  # noqa: E402 - after the filter
     calibration,
+    candidate,
     features,
     ingest,
     labels,
@@ -23,4 +24,4 @@ from . import (  # noqa: E402 - after the filter
     volatility,
 )
 
-MODULES = [ingest, features, volatility, labels, models, calibration, perf]
+MODULES = [ingest, features, volatility, labels, models, calibration, candidate, perf]

@@ -16,3 +16,4 @@ BASE_MODELS = dg.AssetKey(["ml", "base_models"])
 OOF = dg.AssetKey(["ml", "oof_predictions"])
 ENSEMBLE = dg.AssetKey(["ml", "stacking_ensemble"])
 CALIBRATOR = dg.AssetKey(["ml", "calibrator"])
+CANDIDATE = dg.AssetKey(["ml", "model_candidate"])  # its table: ml.model_candidates
