@@ -12,37 +12,23 @@ import textwrap
 import numpy as np
 import pandas as pd
 import pytest
-from model_tables import SYMBOL, ftx_tables
+from model_tables import SYMBOL, ftx_candidate
 
 from bot4_dagster.ml.bundle import MANIFEST, WEIGHTS, read_bundle, write_bundle
 from bot4_dagster.ml.bundle_model import BundleModel, selftest
-from bot4_dagster.ml.candidate import build_candidate, candidate_index, latest_candidate
+from bot4_dagster.ml.candidate import candidate_index, latest_candidate
 from bot4_dagster.ml.candidate_check import check_candidate, check_newest
-from bot4_dagster.ml.dataset import learning_samples
 from bot4_dagster.ml.learners import LEARNERS, LSTM, PROFILES
-from bot4_dagster.ml.oof import learner_inputs, oof_table
-from bot4_dagster.ml.training import train_planned, training_plan
+from bot4_dagster.ml.oof import learner_inputs
 from bot4_dagster.provenance import git_commit
 
 QUICK = PROFILES["quick"]
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    """Out-of-fold predictions of the four learners on 4,000 real minutes, and the candidate."""
-    root = tmp_path_factory.mktemp("candidates")
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("BOT4_HOME", str(tmp_path_factory.mktemp("home")))
-        bars, features, labels, folds = ftx_tables(4000)
-        samples = learning_samples(bars, features, labels, symbol=SYMBOL)
-        jobs = training_plan(samples, folds, LEARNERS, ("purged_kfold",))
-        oof = oof_table(pd.concat([train_planned(job, samples, symbol=SYMBOL, settings=QUICK)
-                                   for job in jobs], ignore_index=True), SYMBOL)
-        candidate = build_candidate(samples, oof, folds, symbol=SYMBOL, settings=QUICK,
-                                    run_id="run-1", data_versions={"ml/labels": "abc"})
-    stored = candidate.write(root)
-    return dict(samples=samples, oof=oof, folds=folds, candidate=candidate, stored=stored,
-                root=root)
+def built():
+    """The four learners' out-of-fold predictions on 4,000 real minutes, and the candidate."""
+    return ftx_candidate(4000)
 
 
 def _check(built, path):
@@ -74,8 +60,9 @@ def test_the_check_passes_on_every_comparison(built):
     result = _check(built, built["stored"].path)
     assert result.passed and result.problem is None
     table = result.table()
-    assert table["passed"].all() and len(table) == len(LEARNERS) + 7
-    assert set(table.loc[table["comparison"].str.contains("out-of-fold"), "rows"]) == {256}
+    assert table["passed"].all() and len(table) == 2 * len(LEARNERS) + 9
+    assert set(table.loc[table["comparison"].str.contains("out-of-fold|serving"),
+                         "rows"]) == {256}
     lstm = table[table["comparison"] == f"learner {LSTM}"].iloc[0]
     assert 0 < lstm["max_abs_error"] <= 1e-5  # float32 network vs its float64 reference
 
@@ -96,20 +83,33 @@ def _shift(name, by):
     return change
 
 
-@pytest.mark.parametrize(("array", "by", "failing"), [
-    ("calibrator/global/y", 0.003, {"calibration", "calibrated out-of-fold probabilities"}),
+CALIBRATED_OOF = "calibrated out-of-fold probabilities"
+
+
+@pytest.mark.parametrize(("array", "by", "failing", "champion_refuses"), [
+    ("calibrator/global/y", 0.003, {"calibration", CALIBRATED_OOF}, True),
     ("blend/weights", np.array([0.02, -0.02, 0.0, 0.0]),
-     {"blend", "blend of out-of-fold probabilities", "calibrated out-of-fold probabilities"}),
-    ("inputs/mean", 0.01, {"inputs at t0 (tabular)", "input windows"}),
-    ("logistic/intercept", 0.05, {"learner logistic"}),
-    ("hist_gradient_boosting/baseline", 0.05, {"learner hist_gradient_boosting"}),
-    ("attention_lstm/head.bias", np.float32(0.05), {"learner attention_lstm"}),
+     {"blend", "blend of out-of-fold probabilities", CALIBRATED_OOF,
+      "serving: calibrated ensemble"}, False),
+    ("inputs/mean", 0.01, {"inputs at t0 (tabular)", "input windows"}, False),
+    ("logistic/intercept", 0.05, {"learner logistic"}, True),
+    ("hist_gradient_boosting/baseline", 0.05, {"learner hist_gradient_boosting"}, True),
+    ("attention_lstm/head.bias", np.float32(0.05),
+     {"learner attention_lstm", "serving: learner attention_lstm"}, False),
+    ("serving/attention_lstm/head_b", np.float32(0.05), set(), True),
 ])
-def test_the_check_fails_where_the_bundle_is_wrong(built, tmp_path, array, by, failing):
+def test_the_check_fails_where_the_bundle_is_wrong(built, tmp_path, array, by, failing,
+                                                   champion_refuses):
+    """Each array shifted in a valid bundle (sha256s consistent): exactly the comparisons that
+    read it fail, and the champion refuses at load when its own self-test reads it."""
     result = _check(built, _rewritten(built, tmp_path, _shift(array, by)))
     table = result.table()
     assert not result.passed
     assert set(table.loc[~table["passed"], "comparison"]) == failing
+    assert (result.problem is not None) == champion_refuses
+    if champion_refuses:
+        assert "serving champion refused it" in result.problem
+        assert "self-test failed" in result.problem
 
 
 def test_the_check_refuses_a_tampered_bundle_before_comparing(built, tmp_path):

@@ -131,7 +131,7 @@ def test_the_candidate_bundle_is_stored_indexed_checked_and_has_lineage(trained)
     checks = list(again.get_asset_check_evaluations())
     assert len(checks) == 1 and checks[0].passed
     comparisons = checks[0].metadata["comparisons"].value.records
-    assert len(comparisons) == len(LEARNERS) + 7 and all(r.data["passed"] for r in comparisons)
+    assert len(comparisons) == 2 * len(LEARNERS) + 9 and all(r.data["passed"] for r in comparisons)
 
 
 def test_a_tampered_bundle_fails_the_blocking_check(trained, tmp_path):

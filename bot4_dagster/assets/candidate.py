@@ -71,7 +71,9 @@ def model_candidate(context: dg.AssetExecutionContext, training: TrainingResourc
                             "arrays alone: each learner's and the calibrated ensemble's "
                             "predictions of its self-test rows, those rows' inputs from the raw "
                             "bars, and the calibrated out-of-fold probabilities of 256 stored "
-                            "rows as the training side computes them.")
+                            "rows as the training side computes them; then serves 256 raw "
+                            "windows through the numba champion (bot4_dagster.serving) against "
+                            "that reference.")
 def candidate_reproduces_training(context: dg.AssetCheckExecutionContext,
                                   model_candidate: pd.DataFrame, bars: pd.DataFrame,
                                   features: pd.DataFrame, labels: pd.DataFrame,

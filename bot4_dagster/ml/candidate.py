@@ -13,6 +13,8 @@ Arrays of ``weights.safetensors`` (names and order in the manifest):
 - ``blend/weights``: the ``weighted`` blend, one weight per learner in the order of ``learners``;
 - ``calibrator/<map>/x`` and ``/y``: the isotonic knots of the global map and of every regime
   with a map of its own (``calibrator.served_by`` says which map serves which regime);
+- ``serving/*``: the same LSTM and the parameters of every blend mode, laid out for the serving
+  kernels (:mod:`bot4_dagster.serving.layout`);
 - ``selftest/*``: ``SELFTEST_ROWS`` samples' inputs and what the training objects predicted for
   them, so whatever loads the bundle can prove it computes what was trained.
 
@@ -34,13 +36,14 @@ import numpy as np
 import pandas as pd
 
 from ..provenance import git_commit, git_dirty
+from ..serving.layout import blend_layout, lstm_layout
 from ..settings import candidates_dir
 from .bundle import StoredBundle, read_manifest, write_bundle
 from .calibration_report import DEFAULT_BLEND, calibration_report
 from .dataset import RETURN_BARS, FoldInputs, Samples
-from .ensemble import StackingEnsemble
+from .ensemble import BLEND_MODES, StackingEnsemble
 from .flat_models import flatten
-from .learners import Profile
+from .learners import LSTM, Profile
 from .oof import probability_matrix, train_fold
 from .regime_calibration import GLOBAL, RegimeCalibrator, map_name
 from .regimes import REGIMES
@@ -119,6 +122,9 @@ def build_candidate(samples: Samples, oof: pd.DataFrame, folds: pd.DataFrame, *,
     arrays |= _input_arrays(inputs)
     arrays["blend/weights"] = np.asarray(blender.weights_, dtype=np.float64)
     arrays |= _calibrator_arrays(calibrator)
+    lstm = next(m for m in flat if m.name == LSTM)
+    arrays |= lstm_layout(lstm.arrays, int(lstm.meta["heads"]))
+    arrays |= blend_layout(ensemble_fit.blenders)
     arrays |= {
         "selftest/t0": samples.t0[selftest].as_unit("ns").asi8,
         "selftest/tabular": inputs.tabular(samples, selftest),
@@ -166,6 +172,7 @@ class EnsembleFit:
 
     learners: list[str]  # in the order of the blend's weights
     blender: StackingEnsemble  # ``weighted``, fitted on every purged K-fold out-of-fold row
+    blenders: dict[str, StackingEnsemble]  # every blend mode, fitted the same way
     calibrator: RegimeCalibrator  # fitted on the nested out-of-fold blend
     kfold: pd.DataFrame  # the purged K-fold probabilities, one row per sample (t0)
 
@@ -173,10 +180,12 @@ class EnsembleFit:
 def fit_ensemble(oof: pd.DataFrame, folds: pd.DataFrame, *, symbol: str) -> EnsembleFit:
     report = calibration_report(oof, folds, symbol=symbol, blend=DEFAULT_BLEND)
     kfold = probability_matrix(oof, "purged_kfold")
-    blender = StackingEnsemble(mode=DEFAULT_BLEND).fit(
-        kfold[report.learners].to_numpy(), kfold["y"].to_numpy(),
-        sample_weight=kfold["weight"].to_numpy())
-    return EnsembleFit(report.learners, blender, report.calibrator, kfold)
+    P, y, w = (kfold[report.learners].to_numpy(), kfold["y"].to_numpy(),
+               kfold["weight"].to_numpy())
+    blenders = {mode: StackingEnsemble(mode=mode).fit(P, y, sample_weight=w)
+                for mode in BLEND_MODES}
+    return EnsembleFit(report.learners, blenders[DEFAULT_BLEND], blenders, report.calibrator,
+                       kfold)
 
 
 def selftest_rows(n: int, count: int = SELFTEST_ROWS) -> np.ndarray:

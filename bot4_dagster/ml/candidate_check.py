@@ -10,7 +10,10 @@ Three comparisons, each against something the bundle did not produce itself:
   the learners were given;
 - **out of fold**: the bundle's blend and per-regime calibration of the stored out-of-fold
   probabilities of a sample of rows, against the blender and calibrator refitted from the
-  warehouse's tables as the calibration stage fits them.
+  warehouse's tables as the calibration stage fits them;
+- **serving**: the numba champion (``serving.Champion``, which also runs the self-test through
+  its kernels when it loads) on the raw input windows of a sample of rows, against the numpy
+  reference: each learner, the regime, and the calibrated ensemble given its learners.
 """
 
 from __future__ import annotations
@@ -22,10 +25,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..serving.champion import Champion
 from .bundle import BundleError, read_bundle
 from .bundle_model import Agreement, BundleModel, agreement, selftest
 from .candidate import fit_ensemble, selftest_rows
 from .dataset import FoldGarch, FoldInputs, Samples
+from .flat_models import LSTM
 from .regimes import VolatilityRegimes
 
 OOF_ROWS = 256
@@ -69,12 +74,19 @@ def check_candidate(path: Path | str, samples: Samples, oof: pd.DataFrame, folds
     if (rows < 0).any():
         return CandidateCheck(model.id, [], "the bundle's self-test rows are not samples of the "
                                             "stored labels: it was trained on other data")
-    return CandidateCheck(model.id, selftest(model) + _inputs(model, samples, rows)
-                          + _out_of_fold(model, oof, folds, symbol, oof_rows))
+    rebuilt = _rebuilt_inputs(model, samples)
+    agreements = (selftest(model) + _inputs(model, rebuilt, samples, rows)
+                  + _out_of_fold(model, oof, folds, symbol, oof_rows))
+    try:
+        champion = Champion.load(path)
+    except BundleError as error:
+        return CandidateCheck(model.id, agreements, f"the serving champion refused it: {error}")
+    return CandidateCheck(model.id, agreements + _serving(champion, model, rebuilt, samples,
+                                                          oof_rows))
 
 
-def _inputs(model: BundleModel, samples: Samples, rows: np.ndarray) -> list[Agreement]:
-    """The self-test rows' inputs recomputed from raw bars with the bundle's parameters only."""
+def _rebuilt_inputs(model: BundleModel, samples: Samples) -> FoldInputs:
+    """Every bar's inputs recomputed from raw bars with the bundle's parameters only."""
     p = model.input_parameters()
     manifest = model.bundle.manifest["regimes"]
     low, high, crisis = map(float, p.regime_thresholds)
@@ -82,7 +94,12 @@ def _inputs(model: BundleModel, samples: Samples, rows: np.ndarray) -> list[Agre
                       FoldGarch(p.garch, p.garch_scale, tuple(manifest["garch"]["fit_bars"])),
                       VolatilityRegimes(low, high, crisis, tuple(manifest["quantiles"])),
                       np.empty((0, len(p.features))))
-    rebuilt = dataclasses.replace(bare, matrix=bare.transform(samples))
+    return dataclasses.replace(bare, matrix=bare.transform(samples))
+
+
+def _inputs(model: BundleModel, rebuilt: FoldInputs, samples: Samples,
+            rows: np.ndarray) -> list[Agreement]:
+    """The self-test rows' inputs, rebuilt, against those the learners were given."""
     a = model.bundle.arrays
     return [
         agreement("inputs at t0 (tabular)", rebuilt.tabular(samples, rows),
@@ -110,3 +127,21 @@ def _out_of_fold(model: BundleModel, oof: pd.DataFrame, folds: pd.DataFrame, sym
     return [agreement("blend of out-of-fold probabilities", got_blend, expected_blend, EXACT),
             agreement("calibrated out-of-fold probabilities", got,
                       fit.calibrator.predict(expected_blend, regime), EXACT)]
+
+
+def _serving(champion: Champion, model: BundleModel, rebuilt: FoldInputs, samples: Samples,
+             count: int) -> list[Agreement]:
+    """The champion's predictions of raw windows against the numpy reference's."""
+    rows = selftest_rows(len(samples), count)
+    calibrated, codes, P = champion.predict_many(
+        rebuilt.raw_windows(samples, rows, model.window))
+    expected = model.learner_probabilities(rebuilt.tabular(samples, rows),
+                                           rebuilt.windows(samples, rows, model.window))
+    out = [agreement(f"serving: learner {name}", P[:, k], expected[:, k],
+                     1e-5 if name == LSTM else EXACT)
+           for k, name in enumerate(model.learners)]
+    out.append(agreement("serving: volatility regime", codes,
+                         rebuilt.regime_codes(samples, rows), 0.0))
+    reference, _ = model.calibrate(model.blend(P), codes)
+    out.append(agreement("serving: calibrated ensemble", calibrated, reference, EXACT))
+    return out

@@ -185,6 +185,18 @@ class FoldInputs:
         sigma, _ = self.garch.volatility(samples.close)
         return self.regimes.codes(sigma[samples.bar[rows]])
 
+    def raw_windows(self, samples: Samples, rows: np.ndarray, length: int) -> np.ndarray:
+        """(n, length, columns): the last ``length`` bars of raw inputs (before imputation and
+        scaling) up to each sample's t0, padded with the training mean before the first bar,
+        which standardises to the 0 that ``windows`` pads with: what a live caller hands the
+        champion."""
+        names, values = _raw_inputs(samples, self.garch, self.regimes)
+        values = values[:, [list(names).index(c) for c in self.columns]]
+        padded = np.vstack([np.repeat(self.mean[None, :], length - 1, axis=0), values])
+        ends = samples.bar[rows] + length
+        index = ends[:, None] - length + np.arange(length)[None, :]
+        return padded[index]
+
     def tabular(self, samples: Samples, rows: np.ndarray) -> np.ndarray:
         """(n, columns): the inputs at each sample's t0."""
         return self.matrix[samples.bar[rows]]

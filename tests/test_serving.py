@@ -1,0 +1,199 @@
+"""The champion: a candidate bundle served by numba kernels from its memory-mapped arrays, equal
+to the training objects on real FTX minutes, without torch, scikit-learn or scipy."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from model_tables import SYMBOL, ftx_candidate
+
+from bot4_dagster.kernels import blend, inputs, lstm, trees
+from bot4_dagster.kernels.cpu import cpu_info, widest_vector_register
+from bot4_dagster.ml.bundle import BundleError, read_bundle, write_bundle
+from bot4_dagster.ml.dataset import FoldInputs
+from bot4_dagster.ml.ensemble import BLEND_MODES
+from bot4_dagster.ml.learners import LSTM, PROFILES
+from bot4_dagster.ml.oof import learner_inputs
+from bot4_dagster.serving.champion import LEARNERS, Champion, ChampionSlot
+
+QUICK = PROFILES["quick"]
+
+
+@pytest.fixture(scope="module")
+def served():
+    built = ftx_candidate(4000)
+    samples = built["samples"]
+    fitted = FoldInputs.fit(samples, np.arange(len(samples)), symbol=SYMBOL)
+    rows = np.arange(len(samples))
+    champion = Champion.load(built["stored"].path)
+    return dict(built, champion=champion, inputs=fitted, rows=rows,
+                raw=fitted.raw_windows(samples, rows, QUICK.window))
+
+
+def test_the_champion_equals_the_training_objects_on_every_sample(served):
+    samples, fitted, rows = served["samples"], served["inputs"], served["rows"]
+    _, codes, P = served["champion"].predict_many(served["raw"])
+    models = served["candidate"].models
+    for k, name in enumerate(LEARNERS):
+        expected = models[name].predict_proba(
+            learner_inputs(samples, fitted, rows, name, QUICK))[:, 1]
+        np.testing.assert_allclose(P[:, k], expected, rtol=0,
+                                   atol=1e-5 if name == LSTM else 1e-12, err_msg=name)
+    np.testing.assert_array_equal(codes, fitted.regime_codes(samples, rows))
+    fit = served["candidate"].manifest["blend"]
+    assert fit["mode"] == "weighted"
+
+
+def test_blend_and_calibration_equal_the_training_objects_given_their_inputs(served):
+    from bot4_dagster.ml.candidate import fit_ensemble
+
+    ensemble = fit_ensemble(served["oof"], served["folds"], symbol=SYMBOL)
+    champion = served["champion"]
+    P = ensemble.kfold[ensemble.learners].to_numpy()[::7]
+    regime = ensemble.kfold["regime"].to_numpy(np.int8)[::7]
+    for mode in BLEND_MODES:
+        one = champion.with_blend(mode)
+        got = np.array([blend.blend_one(p, *one._blend, one._sorted) for p in P])
+        np.testing.assert_allclose(got, ensemble.blenders[mode].blend(P), rtol=0, atol=1e-15,
+                                   err_msg=mode)
+    q = ensemble.blender.blend(P)
+    got = np.array([champion.calibrate(v, int(c)) for v, c in zip(q, regime, strict=True)])
+    np.testing.assert_array_equal(got, ensemble.calibrator.predict(q, regime))
+
+
+def test_one_window_equals_its_row_of_the_batch(served):
+    champion, raw = served["champion"], served["raw"]
+    calibrated, codes, P = champion.predict_many(raw[:300])
+    for i in (0, 5, 150, 299):  # the first windows are padded before the first bar
+        one = champion.predict(raw[i])
+        assert one.probability == calibrated[i]
+        np.testing.assert_array_equal(one.learners, P[i])
+        assert one.regime == ("low", "normal", "high", "crisis", "undefined")[codes[i]]
+        assert 0.01 <= one.probability <= 0.99
+
+
+def test_the_arrays_are_read_only_views_of_the_mapping(served):
+    champion = served["champion"]
+    for array in (champion.median, champion._lstm.args[0], champion._trees["extra_trees"][0],
+                  champion._maps[0][0]):
+        assert not array.flags.writeable and not array.flags.owndata
+        assert np.shares_memory(array, np.frombuffer(champion.bundle.buffer, dtype=np.uint8))
+
+
+def test_a_bundle_whose_kernels_disagree_is_refused_at_load(served, tmp_path):
+    bundle = read_bundle(served["stored"].path)
+    arrays = {name: np.array(value) for name, value in bundle.arrays.items()}
+    arrays["serving/attention_lstm/head_b"] = arrays["serving/attention_lstm/head_b"] + 0.1
+    manifest = {k: v for k, v in bundle.manifest.items()
+                if k not in ("format_version", "arrays", "files")}
+    stored = write_bundle(arrays, manifest, tmp_path)
+    with pytest.raises(BundleError, match=r"self-test failed.*attention_lstm off by"):
+        Champion.load(stored.path)
+    del arrays["serving/attention_lstm/head_b"]
+    stored = write_bundle(arrays, manifest, tmp_path)
+    with pytest.raises(BundleError, match=r"serving/attention_lstm/head_b.*rematerialize"):
+        Champion.load(stored.path)
+
+
+def test_windows_of_the_wrong_shape_are_refused(served):
+    champion = served["champion"]
+    with pytest.raises(ValueError, match=r"a window is \(16, \d+\)"):
+        champion.predict(np.zeros((15, len(champion.features))))
+    with pytest.raises(ValueError, match="windows are"):
+        champion.predict_many(np.zeros((2, 16, 3)))
+
+
+def test_a_swap_is_one_assignment_and_returns_the_previous_champion(served):
+    first = served["champion"]
+    second = Champion.load(served["stored"].path)
+    slot = ChampionSlot(first)
+    assert slot.swap(second) is first and slot.champion is second
+
+
+_SERVE = """
+import sys
+
+class Refuse:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("torch", "sklearn", "scipy", "pandas"):
+            raise ImportError(f"{{name}} is not allowed on the serving path")
+
+sys.meta_path.insert(0, Refuse())
+import numpy as np
+from bot4_dagster.serving.champion import Champion
+
+champion = Champion.load({path!r})
+window = np.load({window!r})
+print(repr(champion.predict(window).probability))
+print(sorted(m for m in ("torch", "sklearn", "scipy", "pandas") if m in sys.modules))
+"""
+
+
+@pytest.mark.parametrize("numba", ["compiled", "python twins"])
+def test_serving_runs_without_torch_sklearn_scipy_or_pandas(served, tmp_path, numba):
+    window = tmp_path / "window.npy"
+    np.save(window, served["raw"][200])
+    env = dict(os.environ, BOT4_DISABLE_NUMBA="1" if numba == "python twins" else "")
+    out = subprocess.run([sys.executable, "-c", textwrap.dedent(_SERVE.format(
+        path=str(served["stored"].path), window=str(window)))], capture_output=True, text=True,
+        timeout=600, env=env)
+    assert out.returncode == 0, out.stderr
+    probability, modules = out.stdout.split("\n")[:2]
+    assert modules == "[]"
+    expected = served["champion"].predict(served["raw"][200]).probability
+    assert float(probability) == pytest.approx(expected, abs=1e-12)
+
+
+def test_tanh32_is_within_a_few_float32_ulps_of_numpy():
+    x = np.linspace(-12, 12, 200_001, dtype=np.float32)
+    got = np.array([lstm.tanh32(v) for v in x[::50]], dtype=np.float32)
+    exact = np.tanh(x[::50].astype(np.float64))
+    assert np.abs(got - exact).max() <= 4 * np.finfo(np.float32).eps
+    assert lstm.tanh32(np.float32(20.0)) == pytest.approx(1.0, abs=1e-7)
+
+
+def test_kernels_equal_their_python_twins(served):
+    champion, raw = served["champion"], served["raw"][100]
+    std = np.empty_like(raw)
+    twin = np.empty_like(raw)
+    inputs.standardize(raw, champion.median, champion.mean, champion.std, std)
+    inputs.standardize_python(raw, champion.median, champion.mean, champion.std, twin)
+    np.testing.assert_array_equal(std, twin)
+    a = champion._lstm
+    window = std.astype(np.float32)
+    assert lstm.lstm_last_attention(window, *a.args, a.heads, a.eps, champion._scratch) == \
+        lstm.lstm_last_attention_python(window, *a.args, a.heads, a.eps, champion._scratch)
+    row = std[-1]
+    args = champion._trees["hist_gradient_boosting"]
+    assert trees.tree_sum_one(row, *args, 0.5) == trees.tree_sum_one_python(row, *args, 0.5)
+    assert trees.logistic_one(row, *champion._logistic) == \
+        trees.logistic_one_python(row, *champion._logistic)
+    p = np.array([0.3, 0.55, 0.41, 0.62])
+    for mode in BLEND_MODES:
+        b = champion.with_blend(mode)
+        assert blend.blend_one(p, *b._blend, b._sorted) == \
+            blend.blend_one_python(p, *b._blend, b._sorted)
+    thresholds = champion.thresholds
+    for sigma in (0.0, thresholds[0], thresholds[1] * 1.01, 1e9, np.nan):
+        assert inputs.regime_code(sigma, thresholds) == \
+            inputs.regime_code_python(sigma, thresholds)
+
+
+def test_the_lstm_kernel_vectorises_as_wide_as_the_host_allows(served):
+    """zmm on an AVX-512 host (AMD znver4), ymm on an AVX2 one: the gate products are packed
+    float arithmetic, as wide as the host's reference kernel (``kernels/cpu.py``)."""
+    import numba
+
+    a = served["champion"]._lstm
+    fn = numba.njit(lstm.lstm_last_attention_python, cache=False, error_model="numpy")
+    window = served["raw"][100].astype(np.float32)
+    fn(window, *a.args, a.heads, a.eps, served["champion"]._scratch)
+    widest = widest_vector_register("\n".join(fn.inspect_asm().values()))
+    host = cpu_info()
+    assert widest == host["kernel_vector_register"]
+    assert (widest == "zmm") == host["avx512"]
