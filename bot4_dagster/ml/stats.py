@@ -82,35 +82,63 @@ def welch_ttest(a: object, b: object) -> tuple[float, float, float]:
     return float(t), float(df), float(pvalue)
 
 
-def _z_values(alpha: float, power: float) -> tuple[float, float]:
-    """(z_{1−α/2}, z_{power}) of a two-sided test."""
+ALTERNATIVES = ("two-sided", "one-sided")
+
+
+def _z_values(alpha: float, power: float, alternative: str = "two-sided") -> tuple[float, float]:
+    """(z_{1−α/2} or z_{1−α}, z_{power}) of a two- or one-sided test."""
     alpha, power = _probability(alpha, "alpha"), _probability(power, "power")
-    return float(norm.ppf(1.0 - alpha / 2.0)), float(norm.ppf(power))
+    if alternative not in ALTERNATIVES:
+        raise ValueError(f"alternative must be one of {ALTERNATIVES}, got {alternative!r}")
+    tail = alpha / 2.0 if alternative == "two-sided" else alpha
+    return float(norm.ppf(1.0 - tail)), float(norm.ppf(power))
+
+
+def required_observations(delta: float, variance: float, *, alpha: float = 0.05,
+                          power: float = 0.8, alternative: str = "two-sided") -> float:
+    """(z_α + z_β)² · variance / δ², unrounded: the observations needed to detect a mean shift
+    ``delta`` of a statistic whose variance per observation is ``variance``."""
+    delta, variance = _finite(delta, "delta"), _finite(variance, "variance")
+    if delta == 0.0:
+        raise ValueError("delta must be non-zero: no sample size detects a zero difference")
+    if variance <= 0.0:
+        raise ValueError(f"variance must be > 0, got {variance!r}")
+    z_a, z_b = _z_values(alpha, power, alternative)
+    return (z_a + z_b) ** 2 * variance / delta**2
 
 
 def sample_size_means(
     delta: float, sigma1: float, sigma2: float | None = None, *, alpha: float = 0.05,
-    power: float = 0.8,
+    power: float = 0.8, alternative: str = "two-sided",
 ) -> int:
     """Observations per arm to detect a mean difference ``delta``:
-    ⌈(z_{1−α/2}+z_{1−β})²(σ₁²+σ₂²)/δ²⌉.
+    ⌈(z_α+z_{1−β})²(σ₁²+σ₂²)/δ²⌉ with z_α = z_{1−α/2} (two-sided) or z_{1−α} (one-sided).
 
     ``sigma2`` defaults to ``sigma1`` (equal spreads). Normal approximation, so slightly below
     the t-based answer for very small samples.
     """
-    delta = _finite(delta, "delta")
     sigma1 = _finite(sigma1, "sigma1")
     sigma2 = sigma1 if sigma2 is None else _finite(sigma2, "sigma2")
-    if delta == 0.0:
-        raise ValueError("delta must be non-zero: no sample size detects a zero difference")
     if sigma1 <= 0.0 or sigma2 <= 0.0:
         raise ValueError(f"sigmas must be > 0, got {sigma1!r} and {sigma2!r}")
-    z_a, z_b = _z_values(alpha, power)
-    return math.ceil((z_a + z_b) ** 2 * (sigma1**2 + sigma2**2) / delta**2)
+    return math.ceil(required_observations(delta, sigma1**2 + sigma2**2, alpha=alpha,
+                                           power=power, alternative=alternative))
+
+
+def sample_size_paired(delta: float, sigma: float, rho: float, *, alpha: float = 0.05,
+                       power: float = 0.8, alternative: str = "two-sided") -> int:
+    """Pairs to detect a mean difference ``delta`` between two arms scored on the same events
+    (a shadow): Var(Δ) = 2σ²(1 − ρ) for arms of spread σ and correlation ρ."""
+    sigma, rho = _finite(sigma, "sigma"), _finite(rho, "rho")
+    if sigma <= 0.0 or not -1.0 <= rho < 1.0:
+        raise ValueError(f"need sigma > 0 and -1 <= rho < 1, got {sigma!r} and {rho!r}")
+    return math.ceil(required_observations(delta, 2.0 * sigma**2 * (1.0 - rho), alpha=alpha,
+                                           power=power, alternative=alternative))
 
 
 def sample_size_proportions(
-    p1: float, p2: float, *, alpha: float = 0.05, power: float = 0.8
+    p1: float, p2: float, *, alpha: float = 0.05, power: float = 0.8,
+    alternative: str = "two-sided",
 ) -> int:
     """Observations per arm to tell rates ``p1`` and ``p2`` apart (pooled null variance).
 
@@ -120,7 +148,7 @@ def sample_size_proportions(
     p1, p2 = _probability(p1, "p1"), _probability(p2, "p2")
     if p1 == p2:
         raise ValueError("p1 and p2 must differ: no sample size detects a zero difference")
-    z_a, z_b = _z_values(alpha, power)
+    z_a, z_b = _z_values(alpha, power, alternative)
     p_bar = (p1 + p2) / 2.0
     root = z_a * math.sqrt(2.0 * p_bar * (1.0 - p_bar)) + z_b * math.sqrt(
         p1 * (1.0 - p1) + p2 * (1.0 - p2)
