@@ -37,9 +37,9 @@ test: lint  ## make lint, then the whole test suite on $(TEST_WORKERS) workers
 	@$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 # the rules the README promises, enforced: CI runs them as the first step of `make test`
-lint: $(STAMP)  ## ruff (E F W B I UP SIM RUF), mypy on kernels/ml/trading/serving, import-linter layer contracts
+lint: $(STAMP)  ## ruff (E F W B I UP SIM RUF), mypy on kernels/ml/trading/serving/registry, import-linter layer contracts
 	@echo "lint: ruff check ." && $(BIN)/ruff check --quiet .
-	@echo "lint: mypy (kernels, ml, trading, serving)" && $(BIN)/mypy --no-error-summary
+	@echo "lint: mypy (kernels, ml, trading, serving, registry)" && $(BIN)/mypy --no-error-summary
 	@echo "lint: import-linter (layer contracts)"; \
 	out=$$($(BIN)/lint-imports --no-cache 2>&1) || { echo "$$out"; exit 1; }; echo "$$out" | tail -n 1
 

@@ -11,13 +11,14 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "bot4_dagster"
-DOMAIN = ["data", "features", "ml", "trading", "perf", "kernels", "serving", "report.py",
-          "catalog.py", "settings.py"]
+DOMAIN = ["data", "features", "ml", "trading", "perf", "kernels", "serving", "registry",
+          "report.py", "catalog.py", "settings.py"]
 DATA_METHODS = {"sum", "mean", "median", "std", "var", "cumsum", "cumprod", "diff", "shift",
                 "rolling", "expanding", "ewm", "resample", "pct_change", "groupby", "agg",
                 "aggregate", "apply", "quantile", "abs", "round", "clip", "dropna", "fillna",
                 "reindex", "value_counts", "describe", "corr", "cov", "dot", "merge",
-                "pivot", "pivot_table", "melt", "sort_values", "nlargest", "nsmallest"}
+                "pivot", "pivot_table", "melt", "sort_values", "nlargest", "nsmallest", "any",
+                "all", "unique", "nunique", "isin"}
 
 
 def _modules(*parts: str) -> list[Path]:
