@@ -8,8 +8,6 @@ from ..automation.conditions import refresh_when_deps_update
 from ..automation.partitions import SYMBOLS
 from ..ml.calibration_report import DEFAULT_BLEND, calibration_report
 from ..ml.insufficient import InsufficientData
-from ..ml.regime_calibration import reliability_curves
-from ..ml.regimes import REGIMES
 from ..report import markdown_image, plot_reliability
 from .keys import CALIBRATOR, FOLDS, OOF
 from .metadata import column_schema, table
@@ -34,21 +32,12 @@ def calibrator(context: dg.AssetExecutionContext, oof: pd.DataFrame,
     except InsufficientData as exc:
         raise dg.Failure(str(exc)) from None
     gain, gain_se = report.improvement()
-    present = [r for r in REGIMES if (report.metrics.scope == r).any()]
-    curves = {scope: reliability_curves(report.fitted, scope) for scope in ["all", *present]}
-    overall = report.metrics[report.metrics.scope == "all"]
     return dg.MaterializeResult(value=report.stored, metadata={
         "blend": report.blend,
         "brier_improvement": dg.MetadataValue.float(gain),
         "brier_improvement_se": dg.MetadataValue.float(gain_se),
-        "overall": table(overall[["method", "n", "brier", "brier_se", "log_loss", "ece",
-                                  "ece_quantile", "brier_improvement",
-                                  "brier_improvement_se"]]),
-        "brier_decomposition": table(report.metrics[["scope", "method", "brier", "reliability",
-                                                     "resolution", "uncertainty"]]),
-        "per_regime": table(report.metrics[report.metrics.scope != "all"]),
-        "maps": table(report.calibrator.table()),
+        **{name: table(frame) for name, frame in report.tables().items()},
         "reliability": dg.MetadataValue.md(markdown_image(plot_reliability(
-            curves, f"{symbol}: reliability out of fold, before and after calibration"),
+            report.curves(), f"{symbol}: reliability out of fold, before and after calibration"),
             "reliability diagram")),
     })

@@ -14,6 +14,7 @@ from ..ml.folds import (
     role_totals,
     split_counts,
     stored_fold_violations,
+    stored_schemes,
 )
 from ..ml.insufficient import InsufficientData
 from ..ml.labels import label_counts, label_table, mean_uniqueness
@@ -115,7 +116,7 @@ def no_leakage(cv_folds: pd.DataFrame, labels: pd.DataFrame) -> dg.AssetCheckRes
     return dg.AssetCheckResult(passed=not problems, metadata={
         "violations": dg.MetadataValue.int(len(problems)),
         "first": "; ".join(problems[:5]) or "none",
-        "schemes": ", ".join(sorted(cv_folds["scheme"].unique())),
+        "schemes": ", ".join(stored_schemes(cv_folds)),
     })
 
 

@@ -12,7 +12,7 @@ from ..ml.dataset import learning_samples
 from ..ml.ensemble_report import diversity_table, ensemble_report
 from ..ml.insufficient import InsufficientData
 from ..ml.learners import LEARNERS
-from ..ml.oof import SCHEMES, oof_table
+from ..ml.oof import SCHEMES, oof_table, sample_count
 from ..ml.training import (
     lstm_diagnostics,
     model_index,
@@ -83,8 +83,7 @@ def collect_training(context: dg.OpExecutionContext, trained: list[pd.DataFrame]
     })
     yield dg.Output(oof, "oof_predictions", metadata={
         "rows": dg.MetadataValue.int(len(oof)),
-        "samples": dg.MetadataValue.int(int(oof.loc[oof["scheme"] == "purged_kfold",
-                                                    "t0"].nunique())),
+        "samples": dg.MetadataValue.int(sample_count(oof)),
     })
 
 

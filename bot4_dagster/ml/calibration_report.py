@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from .calibration import ReliabilityTable
 from .insufficient import InsufficientData
 from .oof import probability_matrix
 from .regime_calibration import (
@@ -19,8 +20,10 @@ from .regime_calibration import (
     calibration_metrics,
     cross_fitted_calibration,
     nested_ensemble_oof,
+    reliability_curves,
     split_positions,
 )
+from .regimes import REGIMES
 
 #: the blend a candidate ships: simplex weights minimising the out-of-fold log-loss
 DEFAULT_BLEND = "weighted"
@@ -38,6 +41,25 @@ class CalibrationReport:
     metrics: pd.DataFrame  # METRIC_COLUMNS
     calibrator: RegimeCalibrator  # fitted on every sample's ``ensemble`` (the candidate's)
     stored: pd.DataFrame  # COLUMNS
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """What a user reads: the scores on all rows, Murphy's decomposition per scope and
+        method, the scores per regime, and which map serves each regime."""
+        m = self.metrics
+        return {
+            "overall": m[m.scope == "all"][["method", "n", "brier", "brier_se", "log_loss", "ece",
+                                            "ece_quantile", "brier_improvement",
+                                            "brier_improvement_se"]],
+            "brier_decomposition": m[["scope", "method", "brier", "reliability", "resolution",
+                                      "uncertainty"]],
+            "per_regime": m[m.scope != "all"],
+            "maps": self.calibrator.table(),
+        }
+
+    def curves(self) -> dict[str, dict[str, ReliabilityTable]]:
+        """Reliability diagram points per scope (all rows, then each regime scored) and method."""
+        present = [r for r in REGIMES if (self.metrics.scope == r).any()]
+        return {scope: reliability_curves(self.fitted, scope) for scope in ["all", *present]}
 
     def improvement(self, method: str = "per regime isotonic") -> tuple[float, float]:
         """The Brier improvement over the uncalibrated ensemble on all rows, and its SE."""

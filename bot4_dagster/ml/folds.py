@@ -266,3 +266,8 @@ def _stored_path_violations(frame: pd.DataFrame, matrix: np.ndarray) -> list[str
         if len(rows) != n or rows["t0"].nunique() != n:
             problems.append(f"path {path} does not cover every sample exactly once")
     return problems
+
+
+def stored_schemes(folds: pd.DataFrame) -> list[str]:
+    """The schemes present in a stored ``ml.cv_folds`` table, sorted."""
+    return sorted(folds["scheme"].unique())

@@ -125,3 +125,8 @@ def probability_matrix(oof: pd.DataFrame, scheme: str) -> pd.DataFrame:
     meta = part.groupby("t0")[extra].first()
     wide = wide.dropna()
     return wide.join(meta, how="inner").sort_index()
+
+
+def sample_count(oof: pd.DataFrame) -> int:
+    """Samples with an out-of-fold prediction (each is tested once over purged K-fold)."""
+    return int(oof.loc[oof["scheme"] == "purged_kfold", "t0"].nunique())
