@@ -206,3 +206,11 @@ def test_the_index_lists_the_symbol_s_bundles_oldest_first_with_their_parents(bu
     assert index["size"].iloc[0] == first.size
     assert check_newest(index, samples, oof, folds, symbol=SYMBOL).bundle_id == child.id
     assert candidate_index(SYMBOL, tmp_path / "nothing").empty
+
+
+def test_a_candidate_without_all_four_learners_is_refused_by_name(built):
+    from bot4_dagster.ml.candidate import build_candidate
+
+    oof = built["oof"][built["oof"]["learner"] != LSTM]
+    with pytest.raises(ValueError, match=f"missing: {LSTM}"):
+        build_candidate(built["samples"], oof, built["folds"], symbol=SYMBOL, settings=QUICK)

@@ -13,6 +13,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import pytest
+from model_tables import ftx_candidate
 from synthetic_microstructure import load_binance_quotes, load_binance_trades, load_ftx_bars
 
 from bot4_dagster.catalog import CATALOG, table_columns
@@ -21,7 +22,7 @@ from bot4_dagster.features.microstructure import FEATURES, QUOTE_FEATURES
 from bot4_dagster.features.table import feature_table
 from bot4_dagster.kernels.bars import trades_to_bars
 from bot4_dagster.ml.calibration_report import calibration_report
-from bot4_dagster.ml.candidate import build_candidate, candidate_index
+from bot4_dagster.ml.candidate import candidate_index
 from bot4_dagster.ml.dataset import learning_samples
 from bot4_dagster.ml.ensemble_report import ensemble_report
 from bot4_dagster.ml.folds import fold_splitters, folds_table
@@ -88,7 +89,7 @@ def produced(tmp_path_factory) -> dict[str, pd.DataFrame]:
 
 def _models(bars, features, labels, home: Path):
     """Two quick learners over every split: the model index, the OOF rows, the ensemble and
-    calibration reports, and the index of the candidate built from them."""
+    calibration reports; and the index of the four learners' candidate on the same minutes."""
     folds = folds_table(labels, fold_splitters(labels), symbol="BTC-PERP")
     samples = learning_samples(bars, features, labels, symbol="BTC-PERP")
     settings = dataclasses.replace(PROFILES["quick"], trees=20)
@@ -98,8 +99,7 @@ def _models(bars, features, labels, home: Path):
                           for job in training_plan(samples, folds, ("logistic", "extra_trees"),
                                                    SCHEMES)], ignore_index=True)
         oof = oof_table(rows, "BTC-PERP")
-        build_candidate(samples, oof, folds, symbol="BTC-PERP", settings=settings).write()
-        candidates = candidate_index("BTC-PERP")
+    candidates = candidate_index("BTC-PERP", ftx_candidate(4000)["stored"].path.parent)
     return (model_index(rows, "BTC-PERP"), oof,
             ensemble_report(oof, labels, symbol="BTC-PERP").stored,
             calibration_report(oof, folds, symbol="BTC-PERP", min_count=100).stored, candidates)

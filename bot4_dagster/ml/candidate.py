@@ -43,7 +43,7 @@ from .calibration_report import DEFAULT_BLEND, calibration_report
 from .dataset import RETURN_BARS, FoldInputs, Samples
 from .ensemble import BLEND_MODES, StackingEnsemble
 from .flat_models import flatten
-from .learners import LSTM, Profile
+from .learners import LEARNERS, LSTM, Profile
 from .oof import probability_matrix, train_fold
 from .regime_calibration import GLOBAL, RegimeCalibrator, map_name
 from .regimes import REGIMES
@@ -101,6 +101,11 @@ def build_candidate(samples: Samples, oof: pd.DataFrame, folds: pd.DataFrame, *,
     ensemble_fit = fit_ensemble(oof, folds, symbol=symbol)
     learners, blender, calibrator = (ensemble_fit.learners, ensemble_fit.blender,
                                      ensemble_fit.calibrator)
+    missing = [name for name in LEARNERS if name not in learners]
+    if missing:
+        raise ValueError(f"a model candidate of {symbol} needs the purged K-fold out-of-fold "
+                         f"predictions of all of {', '.join(LEARNERS)} (the serving champion "
+                         f"runs the four); missing: {', '.join(missing)}")
     every = np.arange(len(samples))
     inputs = FoldInputs.fit(samples, every, symbol=symbol)
     selftest = selftest_rows(len(samples))
