@@ -197,3 +197,21 @@ def test_the_lstm_kernel_vectorises_as_wide_as_the_host_allows(served):
     host = cpu_info()
     assert widest == host["kernel_vector_register"]
     assert (widest == "zmm") == host["avx512"]
+
+
+def test_the_registry_serves_the_champion_by_alias(served, tmp_path):
+    """M4: resolve the alias once, locate the registered bundle and map it through Champion:
+    the same predictions as the bundle it was registered from, from MLflow's own copy."""
+    from bot4_dagster.registry.model_registry import CHAMPION, ModelRegistry
+
+    registry = ModelRegistry(home=tmp_path / "mlflow")
+    registered = registry.register(served["stored"].path).pinned
+    registry.promote(registered.name, registered.version)
+    loaded = registry.load(registered.name, CHAMPION)
+    assert loaded.pinned.version == registered.version == "1"
+    assert loaded.path != served["stored"].path and loaded.path.name == served["stored"].id
+    window = served["raw"][17]
+    ours, reference = loaded.champion.predict(window), served["champion"].predict(window)
+    assert (ours.probability, ours.regime) == (reference.probability, reference.regime)
+    np.testing.assert_array_equal(ours.learners, reference.learners)
+    assert not loaded.champion.median.flags.writeable
