@@ -76,7 +76,9 @@ def _train(home: Path) -> dict:
     jobs = training_plan(samples, folds, LEARNERS, ("purged_kfold",))
     oof = oof_table(pd.concat([train_planned(job, samples, symbol=SYMBOL, settings=quick)
                                for job in jobs], ignore_index=True), SYMBOL)
-    candidate = build_candidate(samples, oof, folds, symbol=SYMBOL, settings=quick)
+    candidate = build_candidate(  # lineage as a Dagster run records it, so it can be registered
+        samples, oof, folds, symbol=SYMBOL, settings=quick, run_id="benchmark",
+        data_versions={"market/bars": f"first {N_BARS:,} FTX minutes of the shared data"})
     stored = candidate.write(home / "candidates")
     inputs = FoldInputs.fit(samples, np.arange(len(samples)), symbol=SYMBOL)
     rows = np.linspace(quick.window, len(samples) - 1, 512).astype(np.int64)

@@ -15,7 +15,7 @@ import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
-from .settings import candidates_dir, dagster_home, state_dir, warehouse_path
+from .settings import candidates_dir, dagster_home, registry_dir, state_dir, warehouse_path
 
 CONFIGURATION_ERRORS = (FileNotFoundError, ValueError, ConnectionError, TimeoutError)
 
@@ -239,6 +239,10 @@ def summary(outcomes, invocation: str, log: Path | None) -> str:
     if candidates_dir().is_dir():
         lines.append(f"model candidates: {candidates_dir()}  (one bundle per directory; "
                      "indexed in ml.model_candidates)")
+    if (registry_dir() / "mlflow.db").is_file():
+        lines.append(f"model registry: {registry_dir()}  ->  `.venv/bin/mlflow ui "
+                     f"--backend-store-uri sqlite:///{registry_dir() / 'mlflow.db'}` "
+                     "(models bot4.triple_barrier.<symbol>; audit log: audit.sqlite)")
     lines.append(f"Dagster runs: {dagster_home()}  ->  `make ui`, then open "
                  f"http://127.0.0.1:3000/runs and filter by tag bot4/invocation={invocation}")
     if log is not None:

@@ -14,7 +14,13 @@ from .assets import MODULES
 from .automation.jobs import build_jobs
 from .automation.schedules import SCHEDULES
 from .automation.sensors import SENSORS
-from .resources import MarketDataResource, StepIOManager, TrainingResource, WarehouseIOManager
+from .resources import (
+    MarketDataResource,
+    RegistryResource,
+    StepIOManager,
+    TrainingResource,
+    WarehouseIOManager,
+)
 from .settings import warehouse_path
 
 ASSETS = dg.load_assets_from_modules(MODULES)
@@ -36,6 +42,7 @@ def build_definitions(market_data: MarketDataResource | None = None,
             "step_io": StepIOManager(),
             "training": TrainingResource.from_env(),
             "market_data": market_data or MarketDataResource.from_env(),
+            "model_registry": RegistryResource(),
         },
         executor=dg.multiprocess_executor.configured({
             "max_concurrent": 2,

@@ -44,6 +44,11 @@ def candidates_dir() -> Path:
     return state_dir() / "models" / "candidates"
 
 
+def registry_dir() -> Path:
+    """The embedded model registry: MLflow's SQLite store and artifacts, and the audit log."""
+    return state_dir() / "mlflow"
+
+
 def bench_dir() -> Path:
     """Where ``make bench`` writes its reports."""
     return state_dir() / "bench"

@@ -25,9 +25,11 @@ from bot4_dagster.assets.keys import (
     LABELS,
     LEAKAGE,
     OOF,
+    REGISTRY_PROMOTION,
     VOLATILITY,
 )
 from bot4_dagster.data.warehouse import Warehouse
+from bot4_dagster.registry.model_registry import ModelRegistry
 
 SLOW = pytest.mark.slow
 
@@ -55,7 +57,7 @@ def test_bot4_run_launches_runs_through_the_code_location(bundled_run):
     home, result = bundled_run
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
-    for expected in ("runs: 3/3 succeeded", "steps: 25 ok, 0 failed, 0 skipped",
+    for expected in ("runs: 3/3 succeeded", "steps: 27 ok, 0 failed, 0 skipped",
                      "checks: 10 passed, 0 failed", "market.bars", "5,031",
                      str(home / "warehouse.duckdb"), "make ui", "http://127.0.0.1:3000"):
         assert expected in out, expected
@@ -63,7 +65,8 @@ def test_bot4_run_launches_runs_through_the_code_location(bundled_run):
     for symbol in ("SP500", "NASDAQ"):
         for asset in ("market/bars", "features/microstructure_features", "ml/garch_volatility",
                       "ml/labels", "ml/cv_folds", "ml/leakage_proof", "ml/base_models",
-                      "ml/stacking_ensemble", "ml/calibrator", "ml/model_candidate"):
+                      "ml/stacking_ensemble", "ml/calibrator", "ml/model_candidate",
+                      "registry/registry_promotion"):
             assert sum(line.split()[:3] == [symbol, asset, "ok"]
                        for line in out.splitlines()) == 1, (symbol, asset)
     assert "DEBUG" not in out and "code_server" not in out
@@ -83,8 +86,23 @@ def test_bot4_run_launches_runs_through_the_code_location(bundled_run):
                             if r.job_name == "symbol_pipeline")
         assert partitions == ["NASDAQ", "SP500"]
         for key in (BARS, FEATURES, VOLATILITY, LABELS, FOLDS, LEAKAGE, BASE_MODELS, OOF,
-                    ENSEMBLE, CALIBRATOR, CANDIDATE):
+                    ENSEMBLE, CALIBRATOR, CANDIDATE, REGISTRY_PROMOTION):
             assert instance.get_materialized_partitions(key) == {"NASDAQ", "SP500"}
+        event = instance.get_latest_materialization_event(REGISTRY_PROMOTION)
+        metadata = event.asset_materialization.metadata
+        assert metadata["model_uri"].value.startswith("models:/bot4.triple_barrier.")
+        assert metadata["model_uri"].value.endswith("/1")
+    # the candidates are registered in the embedded MLflow store, challenger and in shadow
+    assert "model registry: " + str(home / "mlflow") in out
+    registry = ModelRegistry(home=home / "mlflow")
+    for symbol in ("SP500", "NASDAQ"):
+        name = f"bot4.triple_barrier.{symbol}"
+        assert registry.aliases(name) == {"challenger": "1", "shadow": "1"}
+        assert registry.check(name) == {"challenger": "version 1 verified",
+                                        "shadow": "version 1 verified"}
+        assert registry.version(name, "1").tags["dagster_run_id"] in {r.run_id for r in runs}
+        assert [r.kind for r in registry.audit.records(name)] == [
+            "register", "register", "challenger", "challenger"]
 
 
 @SLOW

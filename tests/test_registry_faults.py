@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+import traceback
 import urllib.request
 from pathlib import Path
 
@@ -102,25 +103,27 @@ def test_a_kill_at_every_step_is_recovered(base, tmp_path, operation):
         assert again.pinned.version == "4" and not again.reused
 
 
-def test_two_processes_registering_at_once_get_two_versions(tmp_path_factory, tmp_path):
-    home = fresh_home(tmp_path_factory.getbasetemp(), tmp_path / "home")
+def test_two_processes_registering_at_once_get_two_versions(tmp_path):
+    """Into a registry that does not exist yet: both create it, one migrates MLflow's schema."""
+    home = tmp_path / "home"
     bundles = [synthetic_bundle(tmp_path / "candidates", seed) for seed in (11, 12)]
     go = tmp_path / "go"
     pids = []
-    for bundle in bundles:
+    for i, bundle in enumerate(bundles):
         pid = os.fork()
         if pid == 0:
             try:
-                registry = ModelRegistry(home=home)
                 while not go.exists():
                     time.sleep(0.001)
-                registry.register(bundle)
+                ModelRegistry(home=home).register(bundle)
                 os._exit(0)
             except BaseException:
+                (tmp_path / f"child{i}.err").write_text(traceback.format_exc())
                 os._exit(3)
         pids.append(pid)
     go.touch()
-    assert [os.waitstatus_to_exitcode(os.waitpid(p, 0)[1]) for p in pids] == [0, 0]
+    codes = [os.waitstatus_to_exitcode(os.waitpid(p, 0)[1]) for p in pids]
+    assert codes == [0, 0], [p.read_text() for p in tmp_path.glob("child*.err")]
     registry = ModelRegistry(home=home)
     versions = registry.client.search_model_versions(f"name = '{NAME}'")
     assert sorted(v.version for v in versions) == [1, 2]

@@ -21,7 +21,8 @@ from . import (  # noqa: E402 - after the filter
     labels,
     models,
     perf,
+    registry,
     volatility,
 )
 
-MODULES = [ingest, features, volatility, labels, models, calibration, candidate, perf]
+MODULES = [ingest, features, volatility, labels, models, calibration, candidate, registry, perf]

@@ -17,3 +17,4 @@ OOF = dg.AssetKey(["ml", "oof_predictions"])
 ENSEMBLE = dg.AssetKey(["ml", "stacking_ensemble"])
 CALIBRATOR = dg.AssetKey(["ml", "calibrator"])
 CANDIDATE = dg.AssetKey(["ml", "model_candidate"])  # its table: ml.model_candidates
+REGISTRY_PROMOTION = dg.AssetKey(["registry", "registry_promotion"])

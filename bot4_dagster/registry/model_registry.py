@@ -24,17 +24,18 @@ import fcntl
 import hashlib
 import json
 import os
+import sqlite3
 import tempfile
 import urllib.parse
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..ml.bundle import MANIFEST, BundleError, read_bundle, read_manifest
 from ..serving.champion import Champion
-from ..settings import state_dir
+from ..settings import registry_dir
 from .audit import DONE, FAILED, RECOVERED, STARTED, AuditLog, Record
 from .lineage import LineageError, lineage_tags, missing_tags, unsafe_files
 from .rollback import History
@@ -49,7 +50,7 @@ from mlflow.exceptions import MlflowException
 CHAMPION, CHALLENGER, PREVIOUS, SHADOW, CANARY = (
     "champion", "challenger", "previous_champion", "shadow", "canary")
 ALIASES = (CHAMPION, CHALLENGER, PREVIOUS, SHADOW, CANARY)
-DEFAULT_STRATEGY = "triple_barrier"
+DEFAULT_STRATEGY = "triple_barrier"  # also RegistryResource.strategy
 EXPERIMENT = "bot4-model-candidates"
 QUARANTINED = "quarantined"
 
@@ -60,11 +61,6 @@ Plan = tuple[str | None, list[list[Any]]]
 
 class RegistryError(RuntimeError):
     """A registry operation refused, with the rule it broke."""
-
-
-def registry_dir() -> Path:
-    """The embedded registry's folder: MLflow's SQLite store, its artifacts, the audit log."""
-    return state_dir() / "mlflow"
 
 
 def model_name(strategy: str, symbol: str) -> str:
@@ -120,11 +116,18 @@ class ModelRegistry:
         self.embedded = not (tracking_uri or os.environ.get("MLFLOW_TRACKING_URI"))
         self.tracking_uri = (tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
                              or f"sqlite:///{self.home / 'mlflow.db'}")
-        self.client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
         self.audit = AuditLog(self.home / "audit.sqlite")
         self.cache = self.home / "cache"
         self._on_step = on_step or (lambda name: None)
         self._experiment: str | None = None
+        # MLflow migrates a new SQLite store on first use, which two processes must not do at once
+        with self._locked():
+            self.client = MlflowClient(tracking_uri=self.tracking_uri,
+                                       registry_uri=self.tracking_uri)
+            if self.embedded:
+                self.client.search_experiments(max_results=1)
+                self.client.search_registered_models(max_results=1)
+                _write_ahead_log(self.home / "mlflow.db")
 
     # --- registration -----------------------------------------------------------------------
 
@@ -453,20 +456,24 @@ class ModelRegistry:
             return done
 
     def _apply(self, name: str, steps: Sequence[Sequence[Any]], kind: str) -> None:
+        # MlflowClient re-reads the whole registered model (every version and tag) before each
+        # write to refuse prompts: most of a write's time, growing with the versions. A plan
+        # writes to a model bot4 has just read, so it calls the registry client directly.
+        writes = self.client._get_registry_client()
         for step in steps:
             action, *args = step
             if action == "set_alias":
-                self.client.set_registered_model_alias(name, args[0], str(args[1]))
+                writes.set_registered_model_alias(name, args[0], str(args[1]))
             elif action == "delete_alias":
                 try:
-                    self.client.delete_registered_model_alias(name, args[0])
+                    writes.delete_registered_model_alias(name, args[0])
                 except MlflowException as exc:  # already gone: idempotent
                     if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
                         raise
             elif action == "version_tag":
-                self.client.set_model_version_tag(name, str(args[0]), args[1], args[2])
+                writes.set_model_version_tag(name, str(args[0]), args[1], args[2])
             elif action == "model_tag":
-                self.client.set_registered_model_tag(name, args[0], args[1])
+                writes.set_registered_model_tag(name, args[0], args[1])
             else:
                 raise RegistryError(f"unknown plan step {step!r}")
             self._step(f"{kind}: {action} {' '.join(map(str, args[:2]))}")
@@ -512,6 +519,15 @@ class ModelRegistry:
 
     def _step(self, name: str) -> None:
         self._on_step(name)
+
+
+def _write_ahead_log(path: Path) -> None:
+    """Switch the embedded store to SQLite's write-ahead log (persistent in the file): one
+    fsync per commit instead of the rollback journal's several, and readers never block the
+    writer. Every MLflow write is its own commit, so this is most of a rollback's latency."""
+    with closing(sqlite3.connect(path, timeout=30.0)) as conn:
+        if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            conn.execute("PRAGMA journal_mode=WAL")
 
 
 def _pinned(name: str, alias: str | None, version: Any) -> Pinned:

@@ -13,6 +13,7 @@ import hashlib
 import math
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import lru_cache
 
 import numpy as np
 from scipy import stats
@@ -59,9 +60,11 @@ def planning_values() -> dict[str, float]:
 # --- sticky routing -------------------------------------------------------------------------
 
 
+@lru_cache(maxsize=1 << 16)
 def route_unit(strategy: str, symbol: str, salt: str = "") -> float:
     """A uniform number in [0, 1) fixed by (strategy, symbol, salt): the routing key. blake2b is
-    keyed by the salt (one per rollout), so each rollout picks its own canary set."""
+    keyed by the salt (one per rollout), so each rollout picks its own canary set. Cached: the
+    pairs a process trades are few and asked every tick (~2 µs to hash, ~0.1 µs cached)."""
     digest = hashlib.blake2b(f"{strategy}\x1f{symbol}".encode(), digest_size=8,
                              key=salt.encode()[:64]).digest()
     return int.from_bytes(digest, "little") / 2.0**64
