@@ -215,3 +215,45 @@ def test_the_registry_serves_the_champion_by_alias(served, tmp_path):
     assert (ours.probability, ours.regime) == (reference.probability, reference.regime)
     np.testing.assert_array_equal(ours.learners, reference.learners)
     assert not loaded.champion.median.flags.writeable
+
+
+
+def test_m6_shadow_predicts_and_paper_fills_without_touching_the_live_path(served):
+    """A challenger (the same bundle served with the mean blend) shadows the champion on 300
+    real FTX minutes: both predict every bar and the shadow paper-trades its own decisions,
+    while the live risk state is untouched (and an import-linter contract forbids the shadow
+    module the order manager, the order store and the risk package)."""
+    import copy
+    from decimal import Decimal
+
+    from bot4_dagster.registry.promotion import paired_bound
+    from bot4_dagster.registry.shadow import Shadow
+    from bot4_dagster.trading.instrument import Instrument
+    from bot4_dagster.trading.paper import Bar
+    from bot4_dagster.trading.risk.state import RiskState
+
+    samples, champion = served["samples"], served["champion"]
+
+    def decide(prediction) -> Decimal:  # a stand-in policy: long above 0.55, short below 0.45
+        p = prediction.probability
+        return Decimal("0.01") * ((p > 0.55) - (p < 0.45))
+
+    risk = RiskState()
+    before = copy.deepcopy(risk)
+    shadow = Shadow(champion.with_blend("mean"), version="2", decide=decide,
+                    instrument=Instrument("BTC-PERP", tick="1", step="0.001"))
+    rows = served["rows"][-300:]
+    closes = samples.close.to_numpy()[samples.bar[rows]]
+    for row, close in zip(rows, closes, strict=True):
+        price = Decimal(str(round(float(close))))
+        ts = int(samples.t0[row].value)
+        bar = Bar(ts=ts, open=price, high=price, low=price, close=price)
+        window = served["raw"][row]
+        shadow.on_bar(bar, window, champion.predict(window))
+    assert len(shadow.records) == 300
+    assert shadow.exchange.fills  # it traded, on its own paper exchange
+    assert any(r.shadow != r.champion for r in shadow.records)
+    assert repr(risk) == repr(before) and risk.trading_state == before.trading_state
+    differences = shadow.differences()
+    assert differences.size == 299 and np.isfinite(differences).all()
+    assert paired_bound(differences).n_candidate == 299
