@@ -257,3 +257,41 @@ def test_m6_shadow_predicts_and_paper_fills_without_touching_the_live_path(serve
     differences = shadow.differences()
     assert differences.size == 299 and np.isfinite(differences).all()
     assert paired_bound(differences).n_candidate == 299
+
+
+def test_b8_a_model_swap_leaves_open_protective_orders_untouched(served, tmp_path):
+    """An open bracket position (entry filled, take-profit and stop working on a paper
+    exchange), then a redeploy: the champion is loaded by alias from the registry and the
+    serving slot swaps it for another. Not one protective order changes and nothing new reaches
+    the venue."""
+    from decimal import Decimal
+
+    from bot4_dagster.registry.model_registry import ModelRegistry
+    from bot4_dagster.trading.instrument import Instrument
+    from bot4_dagster.trading.manager import OrderManager
+    from bot4_dagster.trading.paper import Bar, PaperExchange, SlippageModel, pump
+
+    btc = Instrument("BTCUSDT", tick=Decimal("0.1"), step=Decimal("0.001"))
+    exchange = PaperExchange([btc], slippage=SlippageModel(Decimal(0)))
+    manager = OrderManager(exchange, [btc], clock=iter(range(10**9, 2 * 10**9)).__next__)
+    manager.on_price("BTCUSDT", Decimal(10000))
+    bracket = manager.submit_bracket("BTCUSDT", "BUY", "0.01", take_profit=10500,
+                                     stop_loss=9500)
+    pump(exchange, manager)
+    exchange.on_bar("BTCUSDT", Bar(1, Decimal(10000), Decimal(10010), Decimal(9990),
+                                   Decimal(10000)))
+    pump(exchange, manager)
+    assert manager.positions["BTCUSDT"] == Decimal("0.01")
+
+    def protective():
+        return [(o.id, o.status, o.qty, o.price, o.trigger_price, o.leaves)
+                for o in manager.list_orders(bracket.id)]
+    before, sent = protective(), len(exchange._seen)
+
+    registry = ModelRegistry(home=tmp_path / "mlflow")
+    first = registry.register(served["stored"].path).pinned
+    registry.promote(first.name, first.version)
+    slot = ChampionSlot(registry.load(first.name).champion)
+    slot.swap(served["champion"].with_blend("mean"))  # a redeploy to another champion
+    assert protective() == before and len(exchange._seen) == sent
+    assert exchange.position("BTCUSDT") == Decimal("0.01")
