@@ -25,6 +25,7 @@ from .ml import (
     volatility,
 )
 from .perf import manifest
+from .registry import versions
 
 _SYMBOL = ("VARCHAR", "Instrument as the source names it, e.g. BTCUSDT (the partition key)")
 _TS = ("TIMESTAMPTZ", "Bar open time, UTC; the bar covers [ts, ts + interval)")
@@ -249,6 +250,20 @@ COMPUTED = {
         "sha256": ("VARCHAR", "sha256 of manifest.json, which holds every file's sha256"),
         "size": ("BIGINT", "Bytes of the bundle: manifest and weights.safetensors"),
         "path": ("VARCHAR", "Directory of the bundle under BOT4_HOME/models/candidates"),
+    }),
+    "registry.model_versions": (versions.COLUMNS, {
+        "symbol": _SYMBOL,
+        "model": ("VARCHAR", "The MLflow registered model, bot4.<strategy>.<symbol>"),
+        "version": ("BIGINT", "MLflow version number, one per registered bundle"),
+        "aliases": ("VARCHAR", "Aliases pointing at it, comma-separated (champion, shadow, ...)"),
+        "bundle_id": ("VARCHAR", "The bundle it is: ml.model_candidates.id"),
+        "artifact_sha256": ("VARCHAR", "sha256 of the bundle's manifest.json (a version tag)"),
+        "dagster_run_id": ("VARCHAR", "Dagster run that built the bundle"),
+        "git_sha": ("VARCHAR", "Commit of the code that built the bundle"),
+        "parent_version": ("VARCHAR", "Version of the parent bundle, or none"),
+        "quarantined": ("BOOLEAN", "Rolled back or quarantined: never promoted automatically"),
+        "registered_at": ("TIMESTAMPTZ", "When the version was created in MLflow"),
+        "model_uri": ("VARCHAR", "models:/<model>/<version>, for MLflow's API and UI"),
     }),
     "perf.manifest": (tuple(manifest.COLUMNS), {
         "benchmark": ("VARCHAR", "Benchmark name, group/case"),

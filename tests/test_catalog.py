@@ -73,6 +73,7 @@ def produced(tmp_path_factory) -> dict[str, pd.DataFrame]:
     return {
         "ml.calibrator": calibration,
         "ml.model_candidates": candidates,
+        "registry.model_versions": _versions(tmp_path_factory.mktemp("registry")),
         "ml.base_models": models,
         "ml.oof_predictions": oof,
         "ml.stacking_ensemble": ensemble,
@@ -105,6 +106,23 @@ def _models(bars, features, labels, home: Path):
             calibration_report(oof, folds, symbol="BTC-PERP", min_count=100).stored, candidates)
 
 
+def _versions(tmp: Path) -> pd.DataFrame:
+    """registry.model_versions after two registrations and a promotion."""
+    from registry_fixtures import synthetic_bundle
+
+    from bot4_dagster.registry.model_registry import ModelRegistry
+    from bot4_dagster.registry.versions import versions_table
+
+    registry = ModelRegistry(home=tmp / "mlflow")
+    name = registry.register(synthetic_bundle(tmp / "candidates", 1)).pinned.name
+    registry.register(synthetic_bundle(tmp / "candidates", 2))
+    registry.promote(name, "1")
+    frame = versions_table(registry.client.search_model_versions(f"name = '{name}'"),
+                           registry.aliases(name), model=name, symbol="BTC-PERP")
+    assert frame["aliases"].tolist() == ["champion", ""]
+    return frame
+
+
 def _duckdb_types(frame: pd.DataFrame) -> list[tuple[str, str]]:
     with duckdb.connect() as conn:
         conn.register("frame", frame)
@@ -123,7 +141,7 @@ def test_every_warehouse_table_is_catalogued():
         "market.bars", "market.trades", "market.quotes", "features.microstructure_features",
         "ml.garch_volatility", "ml.labels", "ml.cv_folds", "ml.leakage_proof", "perf.manifest",
         "ml.base_models", "ml.oof_predictions", "ml.stacking_ensemble", "ml.calibrator",
-        "ml.model_candidates"}
+        "ml.model_candidates", "registry.model_versions"}
 
 
 @pytest.mark.parametrize("table", sorted(CATALOG))

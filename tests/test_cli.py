@@ -195,7 +195,7 @@ def test_a_second_run_keeps_every_table_the_same(bundled_run):
         "ml.cv_folds": 234_310, "ml.garch_volatility": 10_062, "ml.labels": 10_042,
         "ml.leakage_proof": 10, "perf.manifest": 0, "ml.base_models": 80,
         "ml.oof_predictions": 73_648, "ml.stacking_ensemble": 30, "ml.calibrator": 30,
-        "ml.model_candidates": 2}
+        "ml.model_candidates": 2, "registry.model_versions": 2}
 
 
 @SLOW

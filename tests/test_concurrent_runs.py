@@ -19,10 +19,12 @@ from bot4_dagster.data.warehouse import Warehouse
 
 # three overlapping exports of FTX minutes, one day and a half in all; every stage but the
 # leakage proof (which needs more history than one slice holds) and the models (which write
-# their tables the way every computed stage does, and would train 40 fits per run here)
+# their tables the way every computed stage does, and would train 40 fits per run here, nor the
+# registry, which registers what the models build)
 SLICES = [("2022-01-01", "2022-01-01 15:00"), ("2022-01-01 12:00", "2022-01-02 03:00"),
           ("2022-01-02", "2022-01-02 12:00")]
-SELECTION = 'key:"market/bars"+ and not key:"ml/leakage_proof" and not group:models'
+SELECTION = ('key:"market/bars"+ and not key:"ml/leakage_proof" and not group:models '
+             'and not group:registry')
 
 ORDER = {"market.bars": ["symbol", "ts"], "features.microstructure_features": ["symbol", "ts"],
          "ml.garch_volatility": ["symbol", "ts"], "ml.labels": ["symbol", "t0"],

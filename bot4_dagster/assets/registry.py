@@ -9,7 +9,7 @@ from ..automation.conditions import refresh_when_deps_update
 from ..automation.partitions import SYMBOLS
 from ..resources.registry import RegistryResource
 from .keys import CANDIDATE, ENSEMBLE, REGISTRY_PROMOTION
-from .metadata import table
+from .metadata import column_schema, table
 
 
 def _latest_float(context: dg.AssetExecutionContext, key: dg.AssetKey, name: str):
@@ -26,11 +26,15 @@ def _latest_float(context: dg.AssetExecutionContext, key: dg.AssetKey, name: str
 @dg.asset(
     key=REGISTRY_PROMOTION, partitions_def=SYMBOLS, group_name="registry",
     ins={"model_candidate": dg.AssetIn(CANDIDATE)}, deps=[ENSEMBLE],
-    automation_condition=refresh_when_deps_update(), kinds={"mlflow"}, code_version="1",
+    metadata={"partition_expr": "symbol", "table": "registry.model_versions",
+              "dagster/column_schema": column_schema("registry.model_versions")},
+    automation_condition=refresh_when_deps_update(), kinds={"mlflow", "duckdb"},
+    code_version="1",
     description="Registers the newest ml/model_candidate bundle as a version of the MLflow "
                 "model bot4.<strategy>.<symbol> with its mandatory lineage tags, and makes it "
                 "the challenger and the shadow; every decision goes to the registry's audit "
-                "log. The champion alias moves only through the shadow and canary gates.",
+                "log. The champion alias moves only through the shadow and canary gates. "
+                "registry.model_versions lists the symbol's versions and their aliases.",
 )
 def registry_promotion(context: dg.AssetExecutionContext, model_registry: RegistryResource,
                        model_candidate: pd.DataFrame) -> dg.MaterializeResult:
@@ -59,4 +63,4 @@ def registry_promotion(context: dg.AssetExecutionContext, model_registry: Regist
     else:
         metadata["mlflow_ui"] = (f"mlflow ui --backend-store-uri {done.tracking_uri}  "
                                  f"(then open {pinned.name}, version {pinned.version})")
-    return dg.MaterializeResult(metadata=metadata)
+    return dg.MaterializeResult(value=done.versions, metadata=metadata)

@@ -19,6 +19,7 @@ from .model_registry import (
     RegistryError,
 )
 from .promotion import STEPS, paired_sample_size
+from .versions import versions_table
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,7 @@ class Registration:
     aliases: dict[str, str]
     decision: Record
     tracking_uri: str
+    versions: pd.DataFrame  # registry.model_versions of the symbol
 
     @property
     def ui_url(self) -> str | None:
@@ -78,5 +80,7 @@ def register_newest(candidates: pd.DataFrame, *, symbol: str, strategy: str = DE
         decision = registry.assign_challenger(pinned.name, pinned.version, actor=actor,
                                               inputs=inputs, trace=trace)
         aliases = registry.aliases(pinned.name)
-    return Registration(pinned, registered.reused, aliases, decision, registry.tracking_uri)
+    versions = registry.client.search_model_versions(f"name = '{pinned.name}'")
+    return Registration(pinned, registered.reused, aliases, decision, registry.tracking_uri,
+                        versions_table(versions, aliases, model=pinned.name, symbol=symbol))
 
