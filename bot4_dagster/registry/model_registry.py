@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..ml.bundle import MANIFEST, BundleError, read_bundle, read_manifest
+from ..ml.bundle import MANIFEST, BundleError, read_bundle
 from ..serving.champion import Champion
 from ..settings import registry_dir
 from .audit import DONE, FAILED, RECOVERED, STARTED, AuditLog, Record
@@ -142,8 +142,7 @@ class ModelRegistry:
         if unsafe:
             raise RegistryError(f"{path}: refused, it holds files that may run code when "
                                 f"loaded (pickle and its kin): {', '.join(unsafe)}")
-        read_bundle(path)  # every sha256 and the safetensors header, or BundleError
-        manifest = read_manifest(path)
+        manifest = read_bundle(path).manifest  # every sha256 and the header, or BundleError
         sha = _sha256(path / MANIFEST)
         name = model_name(strategy, manifest["symbol"])
         with self._locked():
